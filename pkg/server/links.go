@@ -1,0 +1,282 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/caller"
+	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
+)
+
+// MaxBodyBytes caps a link request body. The largest valid request, every
+// field at its limit, is well under it.
+const MaxBodyBytes = 16 << 10
+
+// linkRequest is the body of POST /v1/links.
+type linkRequest struct {
+	Room       string       `json:"room"`
+	Tenant     string       `json:"tenant"`
+	User       *userRequest `json:"user"`
+	Role       string       `json:"role"`
+	TTLSeconds *int64       `json:"ttl_seconds"`
+}
+
+type userRequest struct {
+	ID     string `json:"id"`
+	Name   string `json:"name"`
+	Email  string `json:"email"`
+	Avatar string `json:"avatar"`
+}
+
+// linkResponse is the answer to POST /v1/links.
+type linkResponse struct {
+	URL       string     `json:"url"`
+	Token     string     `json:"token,omitempty"`
+	Room      string     `json:"room"`
+	Tenant    string     `json:"tenant"`
+	Moderator bool       `json:"moderator"`
+	Signed    bool       `json:"signed"`
+	TokenID   string     `json:"token_id,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+func (a *api) createLink(w http.ResponseWriter, r *http.Request) {
+	c, aerr := a.authenticate(r)
+	if aerr != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="jitsi-signer"`)
+		a.reject(w, r, "", aerr)
+		return
+	}
+	req, aerr := decodeLinkRequest(w, r, a.issuer.MaxTTL())
+	if aerr != nil {
+		a.reject(w, r, c.Name, aerr)
+		return
+	}
+	link, err := a.issuer.Issue(req)
+	if err != nil {
+		var ie *jitsi.InputError
+		if errors.As(err, &ie) {
+			a.reject(w, r, c.Name, &apiError{status: http.StatusUnprocessableEntity, code: string(ie.Code), field: ie.Field, detail: ie.Message})
+			return
+		}
+		a.log.Error("signing failed", "caller", c.Name, "alg", a.alg, "error", err.Error())
+		a.reject(w, r, c.Name, &apiError{status: http.StatusInternalServerError, code: CodeInternal, detail: "the token could not be signed"})
+		return
+	}
+
+	role := string(jitsi.RoleParticipant)
+	if link.Moderator {
+		role = string(jitsi.RoleModerator)
+	}
+	a.metrics.linksIssued.WithLabelValues(c.Name, role, a.alg, a.signed).Inc()
+	a.audit(r, c, req, link, role)
+
+	resp := linkResponse{
+		URL:       link.URL,
+		Token:     link.Token,
+		Room:      link.Room,
+		Tenant:    link.Tenant,
+		Moderator: link.Moderator,
+		Signed:    link.Signed,
+		TokenID:   link.TokenID,
+	}
+	if link.Signed {
+		resp.ExpiresAt = &link.ExpiresAt
+	}
+	body, err := json.Marshal(resp)
+	if err != nil {
+		a.reject(w, r, c.Name, &apiError{status: http.StatusInternalServerError, code: CodeInternal, detail: "the response could not be encoded"})
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// audit writes the one log line of an issued link. It names who asked for
+// which room and token, never the token, the secret, or the user's name and
+// email.
+func (a *api) audit(r *http.Request, c caller.Caller, req jitsi.LinkRequest, link jitsi.Link, role string) {
+	attrs := []slog.Attr{
+		slog.String("event", "link_issued"),
+		slog.String("caller", c.Name),
+		slog.String("room", link.Room),
+		slog.String("tenant", link.Tenant),
+		slog.String("user_id", req.User.ID),
+		slog.String("role", role),
+		slog.Bool("signed", link.Signed),
+	}
+	if link.Signed {
+		attrs = append(attrs,
+			slog.String("token_id", link.TokenID),
+			slog.Time("expires_at", link.ExpiresAt),
+			slog.String("alg", link.Algorithm),
+			slog.String("kid", link.KeyID))
+	}
+	a.log.LogAttrs(r.Context(), slog.LevelInfo, "link issued", attrs...)
+}
+
+// reject answers with a problem, counts it, and logs it without the body.
+func (a *api) reject(w http.ResponseWriter, r *http.Request, callerName string, e *apiError) {
+	label := callerName
+	if label == "" {
+		label = "unauthenticated"
+	}
+	a.metrics.rejected.WithLabelValues(label, e.code).Inc()
+	a.log.LogAttrs(r.Context(), slog.LevelInfo, "request rejected",
+		slog.String("event", "link_rejected"),
+		slog.String("caller", label),
+		slog.Int("status", e.status),
+		slog.String("code", e.code),
+		slog.String("field", e.field))
+	writeProblem(w, e)
+}
+
+var errUnauthorized = &apiError{status: http.StatusUnauthorized, code: CodeUnauthorized,
+	detail: "missing or invalid API key: send Authorization: Bearer <api key>"}
+
+// authenticate identifies the caller from its bearer key. Every failure
+// gives the same answer; the metric tells missing, malformed and unknown
+// keys apart without recording the key.
+func (a *api) authenticate(r *http.Request) (caller.Caller, *apiError) {
+	if a.callers == nil {
+		return caller.Anonymous, nil
+	}
+	values := r.Header.Values("Authorization")
+	if len(values) == 0 {
+		a.metrics.authFailures.WithLabelValues("missing").Inc()
+		return caller.Caller{}, errUnauthorized
+	}
+	scheme, key, ok := strings.Cut(values[0], " ")
+	key = strings.TrimLeft(key, " ")
+	if len(values) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || key == "" || len(key) > caller.MaxKeyBytes {
+		a.metrics.authFailures.WithLabelValues("malformed").Inc()
+		return caller.Caller{}, errUnauthorized
+	}
+	c, ok := a.callers.Load().Authenticate([]byte(key))
+	if !ok {
+		a.metrics.authFailures.WithLabelValues("unknown_key").Inc()
+		return caller.Caller{}, errUnauthorized
+	}
+	return c, nil
+}
+
+// decodeLinkRequest reads and decodes the body: JSON, UTF-8, one object, no
+// unknown fields, at most MaxBodyBytes.
+func decodeLinkRequest(w http.ResponseWriter, r *http.Request, maxTTL time.Duration) (jitsi.LinkRequest, *apiError) {
+	if err := checkContentType(r.Header.Values("Content-Type")); err != nil {
+		return jitsi.LinkRequest{}, err
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return jitsi.LinkRequest{}, &apiError{status: http.StatusRequestEntityTooLarge, code: CodeBodyTooLarge,
+				detail: fmt.Sprintf("request body is larger than %d bytes", MaxBodyBytes)}
+		}
+		return jitsi.LinkRequest{}, &apiError{status: http.StatusBadRequest, code: CodeMalformedJSON, detail: "request body could not be read"}
+	}
+	var req linkRequest
+	if aerr := decodeJSON(body, &req); aerr != nil {
+		return jitsi.LinkRequest{}, aerr
+	}
+	out := jitsi.LinkRequest{Room: req.Room, Tenant: req.Tenant, Role: jitsi.Role(req.Role)}
+	if req.User != nil {
+		out.User = jitsi.User{ID: req.User.ID, Name: req.User.Name, Email: req.User.Email, Avatar: req.User.Avatar}
+	}
+	if req.TTLSeconds != nil {
+		// Bound the seconds before converting, so that a huge value cannot
+		// overflow into an acceptable duration.
+		s := *req.TTLSeconds
+		if s < int64(jitsi.MinTTL/time.Second) || s > int64(maxTTL/time.Second) {
+			return jitsi.LinkRequest{}, &apiError{status: http.StatusUnprocessableEntity, code: string(jitsi.CodeTTLOutOfRange),
+				field: "ttl_seconds", detail: fmt.Sprintf("ttl_seconds must be between %d and %d", int64(jitsi.MinTTL/time.Second), int64(maxTTL/time.Second))}
+		}
+		out.TTL = time.Duration(s) * time.Second
+	}
+	return out, nil
+}
+
+// checkContentType accepts application/json, with charset utf-8 if any.
+func checkContentType(values []string) *apiError {
+	unsupported := &apiError{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedMediaType,
+		detail: "Content-Type must be application/json"}
+	if len(values) != 1 {
+		return unsupported
+	}
+	mt, params, err := mime.ParseMediaType(values[0])
+	if err != nil || mt != "application/json" {
+		return unsupported
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return unsupported
+		}
+	}
+	return nil
+}
+
+// decodeJSON decodes one JSON object from body into v, refusing unknown
+// fields, trailing data and invalid UTF-8. Syntax problems are 400s; a value
+// of the wrong type is a 422 naming the field.
+func decodeJSON(body []byte, v any) *apiError {
+	malformed := func(detail string) *apiError {
+		return &apiError{status: http.StatusBadRequest, code: CodeMalformedJSON, detail: detail}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return malformed("request body is empty; send a JSON object")
+	}
+	if !utf8.Valid(body) {
+		return malformed("request body is not valid UTF-8")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(v)
+	if err == nil {
+		if _, terr := dec.Token(); terr != io.EOF {
+			return malformed("request body holds data after the JSON object")
+		}
+		return nil
+	}
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return malformed(fmt.Sprintf("request body is not valid JSON (at byte %d)", syn.Offset))
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return malformed("request body is truncated JSON")
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return malformed("request body must be a JSON object")
+		}
+		return &apiError{status: http.StatusUnprocessableEntity, code: CodeInvalidField, field: typ.Field,
+			detail: fmt.Sprintf("%s must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		return &apiError{status: http.StatusBadRequest, code: CodeUnknownField, field: strings.Trim(name, `"`),
+			detail: fmt.Sprintf("unknown field %s", name)}
+	}
+	return malformed("request body is not valid JSON")
+}
+
+// jsonKind names a Go kind the way a JSON author thinks of it.
+func jsonKind(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "int64", "int", "uint", "float64":
+		return "an integer"
+	case "struct", "ptr", "map":
+		return "an object"
+	case "bool":
+		return "a boolean"
+	}
+	return "a " + kind
+}

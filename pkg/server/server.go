@@ -1,0 +1,189 @@
+// Package server is jitsi-signer's HTTP transport: the API router with the
+// signed-link endpoint, the admin router with health and metrics, caller
+// authentication, problem+json errors, metrics and the audit log.
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/caller"
+	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
+)
+
+// Options wires the API.
+type Options struct {
+	Issuer *jitsi.Issuer
+	// Callers authenticates requests; nil lets every request in as
+	// caller.Anonymous.
+	Callers *caller.Store
+	Metrics *Metrics
+	Logger  *slog.Logger
+}
+
+// api serves the signed-link endpoint.
+type api struct {
+	issuer  *jitsi.Issuer
+	callers *caller.Store
+	metrics *Metrics
+	log     *slog.Logger
+	// alg labels issued links; "none" for unsigned ones.
+	alg    string
+	signed string
+}
+
+// NewAPI returns the API router: POST /v1/links.
+func NewAPI(o Options) http.Handler {
+	a := &api{
+		issuer:  o.Issuer,
+		callers: o.Callers,
+		metrics: o.Metrics,
+		log:     o.Logger,
+		alg:     "none",
+		signed:  "false",
+	}
+	if s := o.Issuer.Signer(); s != nil {
+		a.alg = s.Algorithm()
+		a.signed = "true"
+	}
+	r := chi.NewRouter()
+	r.Use(a.recoverer, a.instrument)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, &apiError{status: http.StatusNotFound, code: CodeNotFound, detail: "no such endpoint; links are made by POST /v1/links"})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, &apiError{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed,
+			detail: fmt.Sprintf("method %s is not allowed here", sanitizeMethod(r.Method))})
+	})
+	r.Post("/v1/links", a.createLink)
+	return r
+}
+
+// Health tracks readiness for /readyz.
+type Health struct {
+	ready  atomic.Bool
+	signed bool
+}
+
+// NewHealth returns a Health that is ready.
+func NewHealth(signed bool) *Health {
+	h := &Health{signed: signed}
+	h.ready.Store(true)
+	return h
+}
+
+// SetReady turns readiness on or off; shutdown turns it off first.
+func (h *Health) SetReady(ready bool) { h.ready.Store(ready) }
+
+// NewAdmin returns the admin router: /healthz, /readyz and /metrics.
+func NewAdmin(h *Health, gatherer prometheus.Gatherer) http.Handler {
+	r := chi.NewRouter()
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+	})
+	r.Get("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if !h.ready.Load() {
+			writeJSON(w, http.StatusServiceUnavailable, []byte(`{"status":"shutting_down"}`))
+			return
+		}
+		if h.signed {
+			writeJSON(w, http.StatusOK, []byte(`{"status":"ready","signed":true}`))
+			return
+		}
+		writeJSON(w, http.StatusOK, []byte(`{"status":"ready","signed":false}`))
+	})
+	r.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	return r
+}
+
+// recoverer turns a panic into a 500 problem and a log line, never a
+// dropped connection with a stack trace on stderr.
+func (a *api) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				a.log.Error("panic serving request", "route", routePattern(r), "panic_type", fmt.Sprintf("%T", v))
+				writeProblem(w, &apiError{status: http.StatusInternalServerError, code: CodeInternal, detail: "internal error"})
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// instrument counts requests by route pattern, method and code.
+func (a *api) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		route := routePattern(r)
+		a.metrics.httpRequests.WithLabelValues(route, sanitizeMethod(r.Method), statusLabel(sw.status)).Inc()
+		a.metrics.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+	})
+}
+
+// routePattern is the chi route that matched, or "unmatched": never the raw
+// path, which would make label values unbounded.
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil {
+		if p := rc.RoutePattern(); p != "" {
+			return p
+		}
+	}
+	return "unmatched"
+}
+
+// sanitizeMethod bounds the method label and message to the methods HTTP
+// defines.
+func sanitizeMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+func statusLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 400:
+		return "400"
+	case 401:
+		return "401"
+	case 422:
+		return "422"
+	}
+	return fmt.Sprint(code)
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func writeJSON(w http.ResponseWriter, status int, body []byte) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
