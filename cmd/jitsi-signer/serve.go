@@ -103,7 +103,7 @@ func load() (*service, error) {
 		errs = append(errs, cfgErr)
 	}
 	svc := &service{cfg: cfg}
-	if cfg != nil && cfg.CallersFile != "" {
+	if cfg.CallersFile != "" {
 		s, err := caller.LoadFile(cfg.CallersFile)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("SIGNER_CALLERS_FILE %w", err))

@@ -99,7 +99,9 @@ func (c *Config) IssuerConfig() jitsi.Config {
 }
 
 // Load reads the environment and validates it. The error, when there is
-// one, joins one message per bad variable.
+// one, joins one message per bad variable; the Config is then incomplete
+// and serves only to find further problems (such as an unreadable callers
+// file) to report with them.
 func Load() (*Config, error) {
 	var e env
 	if err := envconfig.Process("", &e); err != nil {
@@ -141,7 +143,7 @@ func Load() (*Config, error) {
 	}
 
 	c.Secret = p.secret(e.APIKey, e.APIKeyFile)
-	if c.Signed() {
+	if e.APIKey != "" || e.APIKeyFile != "" {
 		if e.AppID == "" {
 			p.add("JITSI_APP_ID", "is required when JITSI_API_KEY is set (it is the iss claim Prosody checks)")
 		}
@@ -174,16 +176,13 @@ func Load() (*Config, error) {
 	if err := c.LogLevel.UnmarshalText([]byte(e.LogLevel)); err != nil || !validLevel(e.LogLevel) {
 		p.add("SIGNER_LOG_LEVEL", "%q must be debug, info, warn or error", e.LogLevel)
 	}
-	if c.Addr != "" && c.Addr == c.AdminAddr {
+	if c.Addr != "" && c.Addr == c.AdminAddr && !strings.HasSuffix(c.Addr, ":0") {
 		p.add("SIGNER_ADMIN_ADDR", "must differ from SIGNER_ADDR (%s)", c.Addr)
 	}
 	if e.CallersFile == "" && !c.AllowAnonymous && c.Addr != "" && !IsLoopback(c.Addr) {
 		p.add("SIGNER_CALLERS_FILE", "is not set and SIGNER_ADDR %s is not a loopback address: anonymous callers are allowed on loopback only; set SIGNER_CALLERS_FILE, or SIGNER_INSECURE_ALLOW_ANONYMOUS=true to accept the risk", c.Addr)
 	}
-	if err := p.err(); err != nil {
-		return nil, err
-	}
-	return c, nil
+	return c, p.err()
 }
 
 // IsLoopback reports whether a host:port address listens on loopback only.

@@ -1,0 +1,486 @@
+package server
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/caller"
+	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
+)
+
+var (
+	testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
+	bookingKey = "bk_live_0123456789abcdefghijklmnop"
+	chatKey    = "ck_live_0123456789abcdefghijklmnop"
+	testNow    = time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
+)
+
+// syncBuffer is a log sink that tests read while handlers write.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type testAPI struct {
+	handler http.Handler
+	reg     *prometheus.Registry
+	metrics *Metrics
+	logs    *syncBuffer
+}
+
+// newTestAPI builds the real router with a fixed clock. signed chooses
+// HS256 or unsigned links; anonymous drops the callers file.
+func newTestAPI(t testing.TB, signed, anonymous bool) *testAPI {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg, BuildInfo{Version: "test", Revision: "abc"})
+	var signer jitsi.Signer
+	if signed {
+		s, err := jitsi.NewHMACSigner("HS256", testSecret, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		signer = m.InstrumentSigner(s)
+	}
+	is, err := jitsi.NewIssuer(jitsi.Config{
+		BaseURL: "https://meet.example.com", AppID: "my-app", Audience: "jitsi", Subject: "meet.example.com",
+		DefaultTTL: 24 * time.Hour, MaxTTL: 24 * time.Hour, ClockSkew: 30 * time.Second,
+		Now: func() time.Time { return testNow },
+	}, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var store *caller.Store
+	if !anonymous {
+		set, err := caller.Parse([]byte("callers:\n  - name: booking\n    key_sha256: " + caller.HashKey([]byte(bookingKey)) +
+			"\n  - name: chat-bot\n    key_sha256: " + caller.HashKey([]byte(chatKey)) + "\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		store = caller.NewStore(set)
+	}
+	logs := &syncBuffer{}
+	h := NewAPI(Options{Issuer: is, Callers: store, Metrics: m, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	return &testAPI{handler: h, reg: reg, metrics: m, logs: logs}
+}
+
+type request struct {
+	method  string
+	path    string
+	body    string
+	headers map[string][]string
+}
+
+func (a *testAPI) do(r request) *httptest.ResponseRecorder {
+	if r.method == "" {
+		r.method = http.MethodPost
+	}
+	if r.path == "" {
+		r.path = "/v1/links"
+	}
+	req := httptest.NewRequest(r.method, r.path, strings.NewReader(r.body))
+	if r.headers == nil {
+		r.headers = map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/json"}}
+	}
+	for k, vs := range r.headers {
+		for _, v := range vs {
+			req.Header.Add(k, v)
+		}
+	}
+	rec := httptest.NewRecorder()
+	a.handler.ServeHTTP(rec, req)
+	return rec
+}
+
+func authJSON(key string) map[string][]string {
+	return map[string][]string{"Authorization": {"Bearer " + key}, "Content-Type": {"application/json"}}
+}
+
+func TestCreateLink(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	rec := a.do(request{body: `{"room":"Booking-123-abc","tenant":"acme","user":{"id":"42","name":"John Doe","email":"john@example.com","avatar":"https://example.com/a.png"},"role":"moderator","ttl_seconds":7200}`})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("POST /v1/links = %d %s; want 200", rec.Code, rec.Body)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type = %q", ct)
+	}
+	if cc := rec.Header().Get("Cache-Control"); cc != "no-store" {
+		t.Errorf("Cache-Control = %q; want no-store for a body with a token", cc)
+	}
+	var got map[string]any
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	token, _ := got["token"].(string)
+	want := map[string]any{
+		"url":        "https://meet.example.com/acme/booking-123-abc?jwt=" + token,
+		"token":      token,
+		"room":       "booking-123-abc",
+		"tenant":     "acme",
+		"moderator":  true,
+		"signed":     true,
+		"token_id":   got["token_id"],
+		"expires_at": "2026-12-03T20:00:00Z",
+	}
+	if len(got) != len(want) {
+		t.Errorf("response has fields %v; want %v", got, want)
+	}
+	for k, w := range want {
+		if got[k] != w {
+			t.Errorf("response %s = %v; want %v", k, got[k], w)
+		}
+	}
+
+	// An independent library verifies the token and every claim.
+	claims := jwt.MapClaims{}
+	_, err := jwt.ParseWithClaims(token, claims, func(*jwt.Token) (any, error) { return testSecret, nil },
+		jwt.WithValidMethods([]string{"HS256"}), jwt.WithIssuer("my-app"), jwt.WithAudience("jitsi"),
+		jwt.WithSubject("acme"), jwt.WithExpirationRequired(), jwt.WithTimeFunc(func() time.Time { return testNow }))
+	if err != nil {
+		t.Fatalf("golang-jwt refuses the token: %v", err)
+	}
+	user := claims["context"].(map[string]any)["user"].(map[string]any)
+	if claims["room"] != "booking-123-abc" || claims["jti"] != got["token_id"] || claims["exp"] != float64(testNow.Add(2*time.Hour).Unix()) ||
+		claims["nbf"] != float64(testNow.Add(-30*time.Second).Unix()) || claims["iat"] != float64(testNow.Unix()) ||
+		user["id"] != "42" || user["name"] != "John Doe" || user["email"] != "john@example.com" ||
+		user["avatar"] != "https://example.com/a.png" || user["moderator"] != "true" || user["affiliation"] != "owner" {
+		t.Errorf("claims = %v", claims)
+	}
+
+	if v := testutil.ToFloat64(a.metrics.linksIssued.WithLabelValues("booking", "moderator", "HS256", "true")); v != 1 {
+		t.Errorf("links issued{booking,moderator,HS256,true} = %v; want 1", v)
+	}
+	if n := testutil.CollectAndCount(a.metrics.signingDuration); n != 1 {
+		t.Errorf("signing duration series = %d; want 1", n)
+	}
+	audit := a.logs.String()
+	for _, want := range []string{`"msg":"link issued"`, `"caller":"booking"`, `"room":"booking-123-abc"`, `"tenant":"acme"`,
+		`"user_id":"42"`, `"role":"moderator"`, `"token_id":"` + got["token_id"].(string) + `"`, `"expires_at":"2026-12-03T20:00:00Z"`, `"alg":"HS256"`} {
+		if !strings.Contains(audit, want) {
+			t.Errorf("audit log lacks %s:\n%s", want, audit)
+		}
+	}
+}
+
+func TestCreateLinkUnsigned(t *testing.T) {
+	a := newTestAPI(t, false, true)
+	rec := a.do(request{body: `{"room":"Booking 123","user":{"name":"John Doe"}}`, headers: map[string][]string{"Content-Type": {"application/json"}}})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("POST /v1/links = %d %s; want 200", rec.Code, rec.Body)
+	}
+	want := `{"url":"https://meet.example.com/booking%20123#userInfo.displayName=\"John%20Doe\"","room":"booking%20123","tenant":"","moderator":false,"signed":false}`
+	if got := rec.Body.String(); got != want {
+		t.Errorf("body = %s; want %s", got, want)
+	}
+	if v := testutil.ToFloat64(a.metrics.linksIssued.WithLabelValues("anonymous", "participant", "none", "false")); v != 1 {
+		t.Errorf("links issued{anonymous,participant,none,false} = %v; want 1", v)
+	}
+}
+
+func TestCreateLinkRefusals(t *testing.T) {
+	ok := `{"room":"r","user":{"name":"Ann"}}`
+	json := map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/json"}}
+	tests := []struct {
+		name   string
+		req    request
+		status int
+		code   string
+		field  string
+	}{
+		{"no authorization", request{body: ok, headers: map[string][]string{"Content-Type": {"application/json"}}}, 401, "unauthorized", ""},
+		{"unknown key", request{body: ok, headers: authJSON("nope")}, 401, "unauthorized", ""},
+		{"basic auth", request{body: ok, headers: map[string][]string{"Authorization": {"Basic Ym9va2luZzp4"}, "Content-Type": {"application/json"}}}, 401, "unauthorized", ""},
+		{"two authorization headers", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey, "Bearer " + chatKey}, "Content-Type": {"application/json"}}}, 401, "unauthorized", ""},
+		{"bearer without key", request{body: ok, headers: authJSON("")}, 401, "unauthorized", ""},
+		{"text content type", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"text/plain"}}}, 415, "unsupported_media_type", ""},
+		{"no content type", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}}}, 415, "unsupported_media_type", ""},
+		{"latin-1 charset", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/json; charset=latin1"}}}, 415, "unsupported_media_type", ""},
+		{"body too large", request{body: `{"room":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, headers: json}, 413, "body_too_large", ""},
+		{"empty body", request{body: "", headers: json}, 400, "malformed_json", ""},
+		{"truncated", request{body: `{"room":"r"`, headers: json}, 400, "malformed_json", ""},
+		{"not json", request{body: `room=r`, headers: json}, 400, "malformed_json", ""},
+		{"array", request{body: `[1]`, headers: json}, 400, "malformed_json", ""},
+		{"two objects", request{body: ok + ok, headers: json}, 400, "malformed_json", ""},
+		{"invalid UTF-8", request{body: "{\"room\":\"r\xff\",\"user\":{\"name\":\"Ann\"}}", headers: json}, 400, "malformed_json", ""},
+		{"unknown field", request{body: `{"room":"r","user":{"name":"Ann"},"admin":true}`, headers: json}, 400, "unknown_field", "admin"},
+		{"unknown user field", request{body: `{"room":"r","user":{"name":"Ann","is_admin":true}}`, headers: json}, 400, "unknown_field", "is_admin"},
+		{"room not a string", request{body: `{"room":5,"user":{"name":"Ann"}}`, headers: json}, 422, "invalid_field", "room"},
+		{"name not a string", request{body: `{"room":"r","user":{"name":["Ann"]}}`, headers: json}, 422, "invalid_field", "user.name"},
+		{"ttl a string", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":"7200"}`, headers: json}, 422, "invalid_field", "ttl_seconds"},
+		{"ttl a fraction", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":60.5}`, headers: json}, 422, "invalid_field", "ttl_seconds"},
+		{"ttl huge", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":1e30}`, headers: json}, 422, "invalid_field", "ttl_seconds"},
+		{"ttl overflowing", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":9223372036854775807}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"ttl negative", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":-60}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"ttl zero", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":0}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"ttl above max", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":86401}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"no user", request{body: `{"room":"r"}`, headers: json}, 422, "missing_field", "user.name"},
+		{"null user", request{body: `{"room":"r","user":null}`, headers: json}, 422, "missing_field", "user.name"},
+		{"no room", request{body: `{"user":{"name":"Ann"}}`, headers: json}, 422, "missing_field", "room"},
+		{"wildcard room", request{body: `{"room":"*","user":{"name":"Ann"}}`, headers: json}, 422, "room_not_joinable", "room"},
+		{"apostrophe room", request{body: `{"room":"Mario's","user":{"name":"Ann"}}`, headers: json}, 422, "room_not_joinable", "room"},
+		{"bad role", request{body: `{"room":"r","user":{"name":"Ann"},"role":"admin"}`, headers: json}, 422, "invalid_role", "role"},
+		{"javascript avatar", request{body: `{"room":"r","user":{"name":"Ann","avatar":"javascript:alert(1)"}}`, headers: json}, 422, "invalid_field", "user.avatar"},
+		{"GET", request{method: http.MethodGet, headers: json}, 405, "method_not_allowed", ""},
+		{"unknown path", request{path: "/v1/link", body: ok, headers: json}, 404, "not_found", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := newTestAPI(t, true, false)
+			rec := a.do(tt.req)
+			checkProblem(t, rec, tt.status, tt.code, tt.field)
+			if tt.status == 401 && rec.Header().Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+			if strings.Contains(rec.Body.String(), "eyJ") {
+				t.Errorf("refusal carries a token: %s", rec.Body)
+			}
+			if strings.Contains(a.logs.String(), bookingKey) || strings.Contains(a.logs.String(), chatKey) {
+				t.Errorf("logs contain the API key:\n%s", a.logs)
+			}
+			if testutil.ToFloat64(a.metrics.linksIssued.WithLabelValues("booking", "participant", "HS256", "true")) != 0 {
+				t.Error("a refused request counted as an issued link")
+			}
+		})
+	}
+}
+
+func checkProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, code, field string) {
+	t.Helper()
+	if rec.Code != status {
+		t.Fatalf("status = %d %s; want %d", rec.Code, rec.Body, status)
+	}
+	if ct := rec.Header().Get("Content-Type"); ct != "application/problem+json" {
+		t.Errorf("Content-Type = %q; want application/problem+json", ct)
+	}
+	var p problem
+	if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil {
+		t.Fatalf("body %s is not a problem: %v", rec.Body, err)
+	}
+	if p.Status != status || p.Code != code || p.Field != field || p.Title != http.StatusText(status) || p.Detail == "" || p.Type != "about:blank" {
+		t.Errorf("problem = %+v; want status %d, code %s, field %q", p, status, code, field)
+	}
+}
+
+func TestAuthFailuresAreIdenticalAndCounted(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	ok := `{"room":"r","user":{"name":"Ann"}}`
+	unknown := a.do(request{body: ok, headers: authJSON("not-a-known-key")})
+	missing := a.do(request{body: ok, headers: map[string][]string{"Content-Type": {"application/json"}}})
+	malformed := a.do(request{body: ok, headers: map[string][]string{"Authorization": {"Token " + bookingKey}, "Content-Type": {"application/json"}}})
+	if unknown.Body.String() != missing.Body.String() || unknown.Body.String() != malformed.Body.String() {
+		t.Errorf("401 bodies differ:\n%s\n%s\n%s", unknown.Body, missing.Body, malformed.Body)
+	}
+	for reason, want := range map[string]float64{"unknown_key": 1, "missing": 1, "malformed": 1} {
+		if got := testutil.ToFloat64(a.metrics.authFailures.WithLabelValues(reason)); got != want {
+			t.Errorf("auth failures{%s} = %v; want %v", reason, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(a.metrics.rejected.WithLabelValues("unauthenticated", "unauthorized")); got != 3 {
+		t.Errorf("rejected{unauthenticated,unauthorized} = %v; want 3", got)
+	}
+	// The second caller is attributed to its own name.
+	if rec := a.do(request{body: ok, headers: authJSON(chatKey)}); rec.Code != 200 {
+		t.Fatalf("chat-bot: %d %s", rec.Code, rec.Body)
+	}
+	if got := testutil.ToFloat64(a.metrics.linksIssued.WithLabelValues("chat-bot", "participant", "HS256", "true")); got != 1 {
+		t.Errorf("links issued{chat-bot} = %v; want 1", got)
+	}
+}
+
+// TestSecretsNeverLogged runs successes and failures and checks that no log
+// line holds the signing secret, an API key, a token, or the user's name
+// and email.
+func TestSecretsNeverLogged(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	var tokens []string
+	for _, body := range []string{
+		`{"room":"r","user":{"name":"Zelda Secretname","email":"zelda@example.com"}}`,
+		`{"room":"r'","user":{"name":"Zelda Secretname","email":"zelda@example.com"}}`,
+		`{"room":"r","user":{"name":"Zelda Secretname","email":"zelda@example.com"},"x":1}`,
+	} {
+		rec := a.do(request{body: body})
+		var resp linkResponse
+		_ = json.Unmarshal(rec.Body.Bytes(), &resp)
+		if resp.Token != "" {
+			tokens = append(tokens, resp.Token)
+		}
+	}
+	a.do(request{body: `{}`, headers: authJSON(string(testSecret))})
+	if len(tokens) != 1 {
+		t.Fatalf("issued %d tokens; want 1", len(tokens))
+	}
+	logs := a.logs.String()
+	for _, secret := range append(tokens, string(testSecret), bookingKey, "Zelda Secretname", "zelda@example.com",
+		strings.Split(tokens[0], ".")[2]) {
+		if strings.Contains(logs, secret) {
+			t.Errorf("logs contain %q:\n%s", secret, logs)
+		}
+	}
+	metrics, err := testutil.GatherAndCount(a.reg)
+	if err != nil || metrics == 0 {
+		t.Fatalf("gather: %d, %v", metrics, err)
+	}
+	mfs, _ := a.reg.Gather()
+	var all strings.Builder
+	for _, mf := range mfs {
+		all.WriteString(mf.String())
+	}
+	for _, secret := range []string{tokens[0], string(testSecret), bookingKey, "Zelda", "zelda@example.com", `"r"`} {
+		if strings.Contains(all.String(), secret) {
+			t.Errorf("metrics contain %q", secret)
+		}
+	}
+}
+
+func TestMetricsLint(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	a.do(request{body: `{"room":"r","user":{"name":"Ann"}}`})
+	a.do(request{body: `{"room":"r'","user":{"name":"Ann"}}`})
+	a.do(request{body: `{}`, headers: authJSON("x")})
+	problems, err := testutil.GatherAndLint(a.reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+	if got := testutil.ToFloat64(a.metrics.httpRequests.WithLabelValues("/v1/links", "POST", "200")); got != 1 {
+		t.Errorf("http requests{/v1/links,POST,200} = %v; want 1", got)
+	}
+	a.do(request{path: "/secret/path/with/room", body: `{}`})
+	if got := testutil.ToFloat64(a.metrics.httpRequests.WithLabelValues("unmatched", "POST", "404")); got != 1 {
+		t.Errorf("http requests{unmatched,POST,404} = %v; want 1: raw paths must not become labels", got)
+	}
+}
+
+func TestAdmin(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	NewMetrics(reg, BuildInfo{Version: "1.2.3", Revision: "abc"})
+	h := NewHealth(true)
+	admin := NewAdmin(h, reg)
+	get := func(path string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec
+	}
+	if rec := get("/healthz"); rec.Code != 200 || rec.Body.String() != `{"status":"ok"}` {
+		t.Errorf("/healthz = %d %s", rec.Code, rec.Body)
+	}
+	if rec := get("/readyz"); rec.Code != 200 || rec.Body.String() != `{"status":"ready","signed":true}` {
+		t.Errorf("/readyz = %d %s", rec.Code, rec.Body)
+	}
+	h.SetReady(false)
+	if rec := get("/readyz"); rec.Code != 503 || rec.Body.String() != `{"status":"shutting_down"}` {
+		t.Errorf("/readyz while shutting down = %d %s", rec.Code, rec.Body)
+	}
+	if rec := get("/healthz"); rec.Code != 200 {
+		t.Errorf("/healthz while shutting down = %d; the process is still alive", rec.Code)
+	}
+	rec := get("/metrics")
+	body, _ := io.ReadAll(rec.Body)
+	for _, want := range []string{`jitsi_signer_build_info{goversion="`, `revision="abc",version="1.2.3"} 1`, "go_goroutines", "process_"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if unsigned := NewAdmin(NewHealth(false), reg); true {
+		rec := httptest.NewRecorder()
+		unsigned.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		if rec.Code != 200 || rec.Body.String() != `{"status":"ready","signed":false}` {
+			t.Errorf("/readyz unsigned = %d %s; the unsigned fallback is ready", rec.Code, rec.Body)
+		}
+	}
+}
+
+func FuzzDecodeLinkRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"room":"r","user":{"name":"Ann"}}`, `{"room":"r","ttl_seconds":1e400}`, `{"user":null}`, `[]`, `{"room":"a","room":"b"}`,
+		"{\"room\":\"\xff\"}", `{"a":` + strings.Repeat("[", 10000), `{"ttl_seconds":-1}`, `null`,
+	} {
+		f.Add(s)
+	}
+	a := newTestAPI(f, true, true)
+	f.Fuzz(func(t *testing.T, body string) {
+		req := httptest.NewRequest(http.MethodPost, "/v1/links", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		a.handler.ServeHTTP(rec, req)
+		switch rec.Code {
+		case 200:
+			var resp linkResponse
+			if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil || resp.Token == "" {
+				t.Fatalf("200 without a token for %q: %s", body, rec.Body)
+			}
+		case 400, 413, 422:
+			var p problem
+			if err := json.Unmarshal(rec.Body.Bytes(), &p); err != nil || p.Code == "" || p.Detail == "" {
+				t.Fatalf("%d without a problem body for %q: %s", rec.Code, body, rec.Body)
+			}
+		default:
+			t.Fatalf("status %d for %q: %s", rec.Code, body, rec.Body)
+		}
+	})
+}
+
+func BenchmarkCreateLink(b *testing.B) {
+	a := newTestAPI(b, true, false)
+	a.handler = NewAPI(Options{Issuer: mustIssuer(b), Callers: caller.NewStore(mustCallers(b)), Metrics: a.metrics, Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))})
+	body := `{"room":"Booking-123-abc","tenant":"acme","user":{"id":"42","name":"John Doe","email":"john@example.com"},"role":"moderator","ttl_seconds":7200}`
+	b.ReportAllocs()
+	for b.Loop() {
+		req := httptest.NewRequest(http.MethodPost, "/v1/links", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+bookingKey)
+		rec := httptest.NewRecorder()
+		a.handler.ServeHTTP(rec, req)
+		if rec.Code != 200 {
+			b.Fatal(rec.Code, rec.Body)
+		}
+	}
+}
+
+func mustIssuer(b *testing.B) *jitsi.Issuer {
+	s, err := jitsi.NewHMACSigner("HS256", testSecret, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	is, err := jitsi.NewIssuer(jitsi.Config{BaseURL: "https://meet.example.com", AppID: "my-app", Audience: "jitsi",
+		Subject: "meet.example.com", DefaultTTL: time.Hour, MaxTTL: 24 * time.Hour, ClockSkew: 30 * time.Second}, s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return is
+}
+
+func mustCallers(b *testing.B) *caller.Set {
+	set, err := caller.Parse([]byte("callers:\n  - name: booking\n    key_sha256: " + caller.HashKey([]byte(bookingKey)) + "\n"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return set
+}
