@@ -199,14 +199,51 @@ func (is *Issuer) Signer() Signer { return is.signer }
 // MaxTTL is the longest lifetime a token may have.
 func (is *Issuer) MaxTTL() time.Duration { return is.cfg.MaxTTL }
 
+// Grant is what a checked link request would grant, in the forms the token
+// carries: the room claim, the lowercase tenant, the role and the lifetime.
+type Grant struct {
+	Room   string
+	Tenant string
+	Role   Role
+	TTL    time.Duration
+	// TTLRequested tells a TTL the request named from the default.
+	TTLRequested bool
+	// WildcardRoom is set for a token valid in every room (room "*").
+	WildcardRoom bool
+}
+
+// Authorizer decides whether a caller may have a grant, before anything is
+// signed. It may shorten a TTL the request did not name; any error it
+// returns is passed back from IssueFor unchanged.
+type Authorizer interface {
+	Authorize(g *Grant) error
+}
+
 // Issue checks req and returns a link for it. A request that cannot be
 // served comes back as an *InputError naming the field; any other error is
-// the signer's.
+// the signer's. A room "*" is refused: only IssueFor with an Authorizer that
+// allows it issues a token for every room.
 func (is *Issuer) Issue(req LinkRequest) (Link, error) {
-	room, tenant, moderator, ttl, err := is.check(req)
+	return is.IssueFor(req, nil)
+}
+
+// IssueFor is Issue with an Authorizer consulted between checking the
+// request and signing.
+func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
+	g, err := is.check(req, auth != nil)
 	if err != nil {
 		return Link{}, err
 	}
+	if auth != nil {
+		if err := auth.Authorize(&g); err != nil {
+			return Link{}, err
+		}
+		if g.TTL < MinTTL || g.TTL > is.cfg.MaxTTL {
+			return Link{}, fmt.Errorf("jitsi: the authorizer set a TTL of %s, outside %s to %s", g.TTL, MinTTL, is.cfg.MaxTTL)
+		}
+	}
+	room, tenant, ttl := g.Room, g.Tenant, g.TTL
+	moderator := g.Role == RoleModerator
 	var b strings.Builder
 	b.Grow(len(is.base) + len(tenant) + len(room) + 512)
 	b.WriteString(is.base)
@@ -214,7 +251,9 @@ func (is *Issuer) Issue(req LinkRequest) (Link, error) {
 		b.WriteString(tenant)
 		b.WriteByte('/')
 	}
-	b.WriteString(room)
+	if !g.WildcardRoom {
+		b.WriteString(room)
+	}
 	link := Link{Room: room, Tenant: tenant, Moderator: moderator}
 	if is.signer == nil {
 		b.WriteString(`#userInfo.displayName="`)
@@ -269,34 +308,43 @@ func (is *Issuer) Issue(req LinkRequest) (Link, error) {
 	return link, nil
 }
 
-// check validates req and derives what the link needs from it.
-func (is *Issuer) check(req LinkRequest) (room, tenant string, moderator bool, ttl time.Duration, err error) {
+// check validates req and derives the grant it asks for. A room "*" is
+// accepted only when an authorizer will rule on it.
+func (is *Issuer) check(req LinkRequest, authorized bool) (Grant, error) {
+	g := Grant{Role: RoleParticipant, TTL: req.TTL, TTLRequested: req.TTL != 0}
 	switch req.Role {
 	case "", RoleParticipant:
 	case RoleModerator:
-		moderator = true
+		g.Role = RoleModerator
 	default:
-		return "", "", false, 0, inputErr("role", CodeInvalidRole, "role %q must be %q or %q", truncate(string(req.Role)), RoleModerator, RoleParticipant)
+		return Grant{}, inputErr("role", CodeInvalidRole, "role %q must be %q or %q", truncate(string(req.Role)), RoleModerator, RoleParticipant)
 	}
-	ttl = req.TTL
-	if ttl == 0 {
-		ttl = is.cfg.DefaultTTL
+	if g.TTL == 0 {
+		g.TTL = is.cfg.DefaultTTL
 	}
-	if ttl < MinTTL || ttl > is.cfg.MaxTTL {
-		return "", "", false, 0, inputErr("ttl_seconds", CodeTTLOutOfRange, "ttl_seconds must be between %d and %d",
+	if g.TTL < MinTTL || g.TTL > is.cfg.MaxTTL {
+		return Grant{}, inputErr("ttl_seconds", CodeTTLOutOfRange, "ttl_seconds must be between %d and %d",
 			int64(MinTTL/time.Second), int64(is.cfg.MaxTTL/time.Second))
 	}
 	if err := CheckUser(req.User); err != nil {
-		return "", "", false, 0, err
+		return Grant{}, err
 	}
-	if tenant, err = Tenant(req.Tenant); err != nil {
-		return "", "", false, 0, err
+	var err error
+	if g.Tenant, err = Tenant(req.Tenant); err != nil {
+		return Grant{}, err
 	}
-	if room, err = Room(req.Room); err != nil {
-		return "", "", false, 0, err
+	if req.Room == WildcardRoom && authorized {
+		g.Room, g.WildcardRoom = WildcardRoom, true
+		return g, nil
 	}
-	return room, tenant, moderator, ttl, nil
+	if g.Room, err = Room(req.Room); err != nil {
+		return Grant{}, err
+	}
+	return g, nil
 }
+
+// WildcardRoom is the room claim of a token valid in every room.
+const WildcardRoom = "*"
 
 // CheckUser refuses a user without a name, and fields that are too long,
 // hold control characters, or are not what they claim to be (an email

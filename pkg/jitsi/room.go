@@ -1,6 +1,7 @@
 package jitsi
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"unicode"
@@ -344,4 +345,63 @@ func truncate(s string) string {
 
 func inputErr(field string, code Code, format string, args ...any) *InputError {
 	return &InputError{Field: field, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// RoomPattern turns a pattern over room names, in which '*' stands for any
+// run of characters (for example "Booking-*"), into a pattern over room
+// claims: each literal part is derived as Room derives a name, so that
+// "Café-*" matches the claim of "CAFÉ-12". Characters a room cannot hold are
+// refused.
+func RoomPattern(p string) (string, error) {
+	if p == "" {
+		return "", errors.New("a room pattern is empty")
+	}
+	if !utf8.ValidString(p) {
+		return "", errors.New("a room pattern is not valid UTF-8")
+	}
+	parts := strings.Split(p, "*")
+	for i, part := range parts {
+		if part == "" {
+			continue
+		}
+		lowered := jsLowerCase(norm.NFKC.String(part))
+		if j := strings.IndexAny(lowered, excludedRoomChars); j >= 0 {
+			return "", fmt.Errorf("room pattern %q holds %q, which no room can", truncate(p), lowered[j:j+1])
+		}
+		for _, r := range lowered {
+			if bad := forbiddenRune(r); bad != "" {
+				return "", fmt.Errorf("room pattern %q holds %s %U", truncate(p), bad, r)
+			}
+		}
+		parts[i] = strings.ToLower(encodeURIComponent(lowered))
+	}
+	return strings.Join(parts, "*"), nil
+}
+
+// MatchPattern reports whether s matches pattern, in which '*' matches any
+// run of characters (including none) and every other byte matches itself.
+func MatchPattern(pattern, s string) bool {
+	// Greedy matching with one backtrack point: the last '*' seen.
+	p, i := 0, 0
+	star, mark := -1, 0
+	for i < len(s) {
+		switch {
+		case p < len(pattern) && pattern[p] == '*':
+			star, mark = p, i
+			p++
+		case p < len(pattern) && pattern[p] == s[i]:
+			p++
+			i++
+		case star >= 0:
+			p = star + 1
+			mark++
+			i = mark
+		default:
+			return false
+		}
+	}
+	for p < len(pattern) && pattern[p] == '*' {
+		p++
+	}
+	return p == len(pattern)
 }

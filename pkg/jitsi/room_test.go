@@ -228,3 +228,55 @@ func BenchmarkRoom(b *testing.B) {
 		})
 	}
 }
+
+func TestRoomPattern(t *testing.T) {
+	tests := []struct{ in, want, bad string }{
+		{in: "booking-*", want: "booking-*"},
+		{in: "Booking-*", want: "booking-*"},
+		{in: "*", want: "*"},
+		{in: "Café *", want: "caf%c3%a9%20*"},
+		{in: "*-clinic-*", want: "*-clinic-*"},
+		{in: "", bad: "empty"},
+		{in: "a/*", bad: `holds "/"`},
+		{in: "mario's-*", bad: `holds "'"`},
+	}
+	for _, tt := range tests {
+		got, err := RoomPattern(tt.in)
+		if tt.bad != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.bad) {
+				t.Errorf("RoomPattern(%q) = %q, %v; want an error with %q", tt.in, got, err, tt.bad)
+			}
+			continue
+		}
+		if err != nil || got != tt.want {
+			t.Errorf("RoomPattern(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestMatchPattern(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"*", "", true},
+		{"*", "anything", true},
+		{"booking-*", "booking-123", true},
+		{"booking-*", "booking-", true},
+		{"booking-*", "xbooking-1", false},
+		{"booking-*", "booking", false},
+		{"*-clinic-*", "acme-clinic-7", true},
+		{"*-clinic-*", "acme-clinic", false},
+		{"a*b*c", "aXXbYYc", true},
+		{"a*b*c", "aXXbYY", false},
+		{"a*a", "aaa", true},
+		{"exact", "exact", true},
+		{"exact", "exactly", false},
+		{"**x", "x", true},
+	}
+	for _, tt := range tests {
+		if got := MatchPattern(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("MatchPattern(%q, %q) = %v; want %v", tt.pattern, tt.s, got, tt.want)
+		}
+	}
+}
