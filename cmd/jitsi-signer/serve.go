@@ -9,7 +9,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,7 +108,13 @@ func load() (*service, error) {
 	}
 	svc := &service{cfg: cfg}
 	if cfg.CallersFile != "" {
-		s, err := caller.LoadFile(cfg.CallersFile)
+		d := cfg.CallerDefaults()
+		if d.MaxTTL == 0 {
+			// JITSI_TOKEN_MAX_TTL is itself invalid and reported; check
+			// the policies against the widest bound.
+			d.MaxTTL = jitsi.MaxAllowedTTL
+		}
+		s, err := caller.LoadFile(cfg.CallersFile, d)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("SIGNER_CALLERS_FILE %w", err))
 		}
@@ -159,12 +169,24 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 	if err != nil {
 		return &configError{err: err}
 	}
+	// Background work (reloads) runs until serve returns, through the drain.
+	bg, stopBackground := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBackground()
+	reloads := newBroadcast(bg, syscall.SIGHUP)
+
 	var callers *caller.Store
-	if s.callers != nil {
-		callers = caller.NewStore(s.callers)
+	if cfg.CallersFile != "" {
+		reloader := caller.NewReloader(cfg.CallersFile, cfg.CallerDefaults(), log, metrics.ObserveCallersReload)
+		if callers, err = reloader.Load(); err != nil {
+			return &configError{err: fmt.Errorf("SIGNER_CALLERS_FILE %w", err)}
+		}
+		go reloader.Run(bg, cfg.ReloadInterval, reloads.subscribe())
 	}
 	health := server.NewHealth(issuer.Signed())
-	apiHandler := server.NewAPI(server.Options{Issuer: issuer, Callers: callers, Metrics: metrics, Logger: log})
+	apiHandler := server.NewAPI(server.Options{
+		Issuer: issuer, Callers: callers, Anonymous: caller.NewAnonymous(cfg.CallerDefaults()),
+		Metrics: metrics, Logger: log,
+	})
 	adminHandler := server.NewAdmin(health, reg)
 
 	apiLn, err := net.Listen("tcp", cfg.Addr)
@@ -228,6 +250,46 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// broadcast delivers each arrival of a signal to every subscriber, without
+// blocking: a subscriber busy reloading gets one pending notice.
+type broadcast struct {
+	mu   sync.Mutex
+	subs []chan struct{}
+}
+
+func newBroadcast(ctx context.Context, sig os.Signal) *broadcast {
+	b := &broadcast{}
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, sig)
+	go func() {
+		defer signal.Stop(ch)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-ch:
+				b.mu.Lock()
+				for _, s := range b.subs {
+					select {
+					case s <- struct{}{}:
+					default:
+					}
+				}
+				b.mu.Unlock()
+			}
+		}
+	}()
+	return b
+}
+
+func (b *broadcast) subscribe() <-chan struct{} {
+	c := make(chan struct{}, 1)
+	b.mu.Lock()
+	b.subs = append(b.subs, c)
+	b.mu.Unlock()
+	return c
 }
 
 func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {

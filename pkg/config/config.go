@@ -17,6 +17,7 @@ import (
 
 	"github.com/kelseyhightower/envconfig"
 
+	"github.com/jitsi-signer/jitsi-signer/pkg/caller"
 	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
 )
 
@@ -41,6 +42,9 @@ type env struct {
 	AdminAddr         string `envconfig:"SIGNER_ADMIN_ADDR" default:"127.0.0.1:9090" desc:"admin listener for /healthz, /readyz and /metrics (host:port)"`
 	CallersFile       string `envconfig:"SIGNER_CALLERS_FILE" desc:"JSON or YAML file of callers and the SHA-256 of their API keys; unset allows anonymous calls on loopback only"`
 	AllowAnonymous    string `envconfig:"SIGNER_INSECURE_ALLOW_ANONYMOUS" default:"false" desc:"allow unauthenticated calls on a non-loopback SIGNER_ADDR when no callers file is set"`
+	RateLimit         string `envconfig:"SIGNER_RATE_LIMIT" default:"50" desc:"requests per second each caller may make, unless its policy says otherwise; 0 for unlimited"`
+	RateBurst         string `envconfig:"SIGNER_RATE_BURST" default:"100" desc:"requests a caller may make at once above SIGNER_RATE_LIMIT"`
+	ReloadInterval    string `envconfig:"SIGNER_RELOAD_INTERVAL" default:"5s" desc:"how often the callers file is checked for changes (SIGHUP reloads at once)"`
 	ShutdownTimeout   string `envconfig:"SIGNER_SHUTDOWN_TIMEOUT" default:"15s" desc:"bound on finishing in-flight requests at shutdown (Go duration)"`
 	ShutdownDelay     string `envconfig:"SIGNER_SHUTDOWN_DELAY" default:"3s" desc:"on SIGTERM, how long /readyz reports 503 while the API keeps serving, before the listeners close (Go duration)"`
 	LogLevel          string `envconfig:"SIGNER_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
@@ -66,6 +70,9 @@ type Config struct {
 	AdminAddr         string
 	CallersFile       string
 	AllowAnonymous    bool
+	RateLimit         float64
+	RateBurst         int
+	ReloadInterval    time.Duration
 	ShutdownTimeout   time.Duration
 	ShutdownDelay     time.Duration
 	LogLevel          slog.Level
@@ -81,6 +88,12 @@ const (
 
 // Signed reports whether links are signed.
 func (c *Config) Signed() bool { return len(c.Secret) > 0 }
+
+// CallerDefaults returns the service-wide limits caller policies fall
+// back to.
+func (c *Config) CallerDefaults() caller.Defaults {
+	return caller.Defaults{MaxTTL: c.TokenMaxTTL, Rate: caller.Rate{PerSecond: c.RateLimit, Burst: c.RateBurst}}
+}
 
 // IssuerConfig returns the part of the configuration a jitsi.Issuer needs.
 func (c *Config) IssuerConfig() jitsi.Config {
@@ -119,6 +132,9 @@ func Load() (*Config, error) {
 		TokenTTL:          p.duration("JITSI_TOKEN_TTL", e.TokenTTL, jitsi.MinTTL, MaxTokenTTL),
 		TokenMaxTTL:       p.duration("JITSI_TOKEN_MAX_TTL", e.TokenMaxTTL, jitsi.MinTTL, MaxTokenTTL),
 		ClockSkew:         p.duration("JITSI_CLOCK_SKEW", e.ClockSkew, 0, MaxSkew),
+		RateLimit:         p.number("SIGNER_RATE_LIMIT", e.RateLimit, 0, 1e6),
+		RateBurst:         int(p.number("SIGNER_RATE_BURST", e.RateBurst, 1, 1e6)),
+		ReloadInterval:    p.duration("SIGNER_RELOAD_INTERVAL", e.ReloadInterval, 100*time.Millisecond, time.Hour),
 		ShutdownTimeout:   p.duration("SIGNER_SHUTDOWN_TIMEOUT", e.ShutdownTimeout, time.Second, 10*time.Minute),
 		ShutdownDelay:     p.duration("SIGNER_SHUTDOWN_DELAY", e.ShutdownDelay, 0, 5*time.Minute),
 		TopLevelModerator: p.boolean("JITSI_TOP_LEVEL_MODERATOR", e.TopLevelModerator),
@@ -240,6 +256,19 @@ func (p *parser) duration(name, raw string, lo, hi time.Duration) time.Duration 
 		return 0
 	}
 	return d
+}
+
+func (p *parser) number(name, raw string, lo, hi float64) float64 {
+	f, err := strconv.ParseFloat(raw, 64)
+	if err != nil || f != f {
+		p.add(name, "%q is not a number", raw)
+		return 0
+	}
+	if f < lo || f > hi {
+		p.add(name, "%v must be between %v and %v", f, lo, hi)
+		return 0
+	}
+	return f
 }
 
 func (p *parser) boolean(name, raw string) bool {

@@ -21,7 +21,8 @@ var allVars = []string{
 	"JITSI_BASE_URL", "JITSI_APP_ID", "JITSI_API_KEY", "JITSI_API_KEY_FILE", "JITSI_SIGNING_ALG", "JITSI_KEY_ID",
 	"JITSI_AUDIENCE", "JITSI_SUBJECT", "JITSI_TOKEN_TTL", "JITSI_TOKEN_MAX_TTL", "JITSI_CLOCK_SKEW",
 	"JITSI_MODERATOR_CLAIM", "JITSI_TOP_LEVEL_MODERATOR", "JITSI_TOKEN_PLACEMENT", "SIGNER_ADDR", "SIGNER_ADMIN_ADDR",
-	"SIGNER_CALLERS_FILE", "SIGNER_INSECURE_ALLOW_ANONYMOUS", "SIGNER_SHUTDOWN_TIMEOUT", "SIGNER_SHUTDOWN_DELAY",
+	"SIGNER_CALLERS_FILE", "SIGNER_INSECURE_ALLOW_ANONYMOUS", "SIGNER_RATE_LIMIT", "SIGNER_RATE_BURST",
+	"SIGNER_RELOAD_INTERVAL", "SIGNER_SHUTDOWN_TIMEOUT", "SIGNER_SHUTDOWN_DELAY",
 	"SIGNER_LOG_LEVEL",
 }
 
@@ -47,6 +48,7 @@ func TestLoadDefaults(t *testing.T) {
 		TokenTTL: 24 * time.Hour, TokenMaxTTL: 24 * time.Hour, ClockSkew: 30 * time.Second,
 		ModeratorForm: jitsi.ModeratorString, TokenPlacement: jitsi.TokenInQuery,
 		Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9090",
+		RateLimit: 50, RateBurst: 100, ReloadInterval: 5 * time.Second,
 		ShutdownTimeout: 15 * time.Second, ShutdownDelay: 3 * time.Second, LogLevel: slog.LevelInfo,
 	}
 	if fmt.Sprintf("%+v", *c) != fmt.Sprintf("%+v", want) {
@@ -150,6 +152,7 @@ func TestLoadErrors(t *testing.T) {
 				"JITSI_TOP_LEVEL_MODERATOR": "maybe", "JITSI_TOKEN_PLACEMENT": "header", "SIGNER_ADDR": "8080",
 				"SIGNER_ADMIN_ADDR": "example.com:9090", "SIGNER_SHUTDOWN_TIMEOUT": "0s", "SIGNER_SHUTDOWN_DELAY": "-1s",
 				"SIGNER_LOG_LEVEL": "loud", "SIGNER_INSECURE_ALLOW_ANONYMOUS": "sure",
+				"SIGNER_RATE_LIMIT": "fast", "SIGNER_RATE_BURST": "0", "SIGNER_RELOAD_INTERVAL": "1ms",
 			},
 			want: []string{
 				`SIGNER_ADDR "8080" must be host:port`,
@@ -157,6 +160,9 @@ func TestLoadErrors(t *testing.T) {
 				`JITSI_TOKEN_TTL "1 day" is not a Go duration such as 90s, 15m or 24h`,
 				`JITSI_TOKEN_MAX_TTL 10s must be between 1m0s and 720h0m0s`,
 				`JITSI_CLOCK_SKEW 1h0m0s must be between 0s and 10m0s`,
+				`SIGNER_RATE_LIMIT "fast" is not a number`,
+				`SIGNER_RATE_BURST 0 must be between 1 and 1e+06`,
+				`SIGNER_RELOAD_INTERVAL 1ms must be between 100ms and 1h0m0s`,
 				`SIGNER_SHUTDOWN_TIMEOUT 0s must be between 1s and 10m0s`,
 				`SIGNER_SHUTDOWN_DELAY -1s must be between 0s and 5m0s`,
 				`JITSI_TOP_LEVEL_MODERATOR "maybe" must be true or false`,

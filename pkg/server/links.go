@@ -56,20 +56,30 @@ func (a *api) createLink(w http.ResponseWriter, r *http.Request) {
 		a.reject(w, r, "", aerr)
 		return
 	}
+	if ok, wait := c.Allow(a.now()); !ok {
+		secs := int((wait + time.Second - 1) / time.Second)
+		a.reject(w, r, c.Name, &apiError{status: http.StatusTooManyRequests, code: CodeRateLimited, retryAfter: secs,
+			detail: fmt.Sprintf("caller %s is over its rate limit; retry in %d s", c.Name, secs)})
+		return
+	}
 	req, aerr := decodeLinkRequest(w, r, a.issuer.MaxTTL())
 	if aerr != nil {
 		a.reject(w, r, c.Name, aerr)
 		return
 	}
-	link, err := a.issuer.Issue(req)
+	link, err := a.issuer.IssueFor(req, c)
 	if err != nil {
 		var ie *jitsi.InputError
-		if errors.As(err, &ie) {
+		var d *caller.Denial
+		switch {
+		case errors.As(err, &ie):
 			a.reject(w, r, c.Name, &apiError{status: http.StatusUnprocessableEntity, code: string(ie.Code), field: ie.Field, detail: ie.Message})
-			return
+		case errors.As(err, &d):
+			a.deny(w, r, c, req, d)
+		default:
+			a.log.Error("signing failed", "caller", c.Name, "alg", a.alg, "error", err.Error())
+			a.reject(w, r, c.Name, &apiError{status: http.StatusInternalServerError, code: CodeInternal, detail: "the token could not be signed"})
 		}
-		a.log.Error("signing failed", "caller", c.Name, "alg", a.alg, "error", err.Error())
-		a.reject(w, r, c.Name, &apiError{status: http.StatusInternalServerError, code: CodeInternal, detail: "the token could not be signed"})
 		return
 	}
 
@@ -100,10 +110,22 @@ func (a *api) createLink(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, body)
 }
 
+// deny answers a request the caller's policy refuses, and audits it.
+func (a *api) deny(w http.ResponseWriter, r *http.Request, c *caller.Caller, req jitsi.LinkRequest, d *caller.Denial) {
+	a.log.LogAttrs(r.Context(), slog.LevelWarn, "link denied",
+		slog.String("event", "link_denied"),
+		slog.String("caller", c.Name),
+		slog.String("code", d.Code),
+		slog.String("rule", d.Rule),
+		slog.String("role", string(req.Role)),
+		slog.String("user_id", req.User.ID))
+	a.reject(w, r, c.Name, &apiError{status: http.StatusForbidden, code: d.Code, field: d.Field, rule: d.Rule, detail: d.Message})
+}
+
 // audit writes the one log line of an issued link. It names who asked for
 // which room and token, never the token, the secret, or the user's name and
 // email.
-func (a *api) audit(r *http.Request, c caller.Caller, req jitsi.LinkRequest, link jitsi.Link, role string) {
+func (a *api) audit(r *http.Request, c *caller.Caller, req jitsi.LinkRequest, link jitsi.Link, role string) {
 	attrs := []slog.Attr{
 		slog.String("event", "link_issued"),
 		slog.String("caller", c.Name),
@@ -119,6 +141,12 @@ func (a *api) audit(r *http.Request, c caller.Caller, req jitsi.LinkRequest, lin
 			slog.Time("expires_at", link.ExpiresAt),
 			slog.String("alg", link.Algorithm),
 			slog.String("kid", link.KeyID))
+	}
+	if link.Room == jitsi.WildcardRoom {
+		// A token for every room is rare and powerful: say so loudly.
+		attrs = append(attrs, slog.Bool("wildcard_room", true))
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "link issued for every room", attrs...)
+		return
 	}
 	a.log.LogAttrs(r.Context(), slog.LevelInfo, "link issued", attrs...)
 }
@@ -145,25 +173,25 @@ var errUnauthorized = &apiError{status: http.StatusUnauthorized, code: CodeUnaut
 // authenticate identifies the caller from its bearer key. Every failure
 // gives the same answer; the metric tells missing, malformed and unknown
 // keys apart without recording the key.
-func (a *api) authenticate(r *http.Request) (caller.Caller, *apiError) {
+func (a *api) authenticate(r *http.Request) (*caller.Caller, *apiError) {
 	if a.callers == nil {
-		return caller.Anonymous, nil
+		return a.anonymous, nil
 	}
 	values := r.Header.Values("Authorization")
 	if len(values) == 0 {
 		a.metrics.authFailures.WithLabelValues("missing").Inc()
-		return caller.Caller{}, errUnauthorized
+		return nil, errUnauthorized
 	}
 	scheme, key, ok := strings.Cut(values[0], " ")
 	key = strings.TrimLeft(key, " ")
 	if len(values) > 1 || !ok || !strings.EqualFold(scheme, "Bearer") || key == "" || len(key) > caller.MaxKeyBytes {
 		a.metrics.authFailures.WithLabelValues("malformed").Inc()
-		return caller.Caller{}, errUnauthorized
+		return nil, errUnauthorized
 	}
 	c, ok := a.callers.Load().Authenticate([]byte(key))
 	if !ok {
 		a.metrics.authFailures.WithLabelValues("unknown_key").Inc()
-		return caller.Caller{}, errUnauthorized
+		return nil, errUnauthorized
 	}
 	return c, nil
 }
@@ -236,6 +264,9 @@ func decodeJSON(body []byte, v any) *apiError {
 	if !utf8.Valid(body) {
 		return malformed("request body is not valid UTF-8")
 	}
+	if aerr := checkShape(body); aerr != nil {
+		return aerr
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
@@ -264,6 +295,63 @@ func decodeJSON(body []byte, v any) *apiError {
 			detail: fmt.Sprintf("unknown field %s", name)}
 	}
 	return malformed("request body is not valid JSON")
+}
+
+// maxJSONDepth bounds how deeply a request body may nest; the request
+// itself needs two levels.
+const maxJSONDepth = 8
+
+// checkShape refuses a key that appears twice in one object (encoding/json
+// would silently keep the last, so a proxy and this service could read
+// different requests) and nesting deeper than maxJSONDepth. Syntax errors
+// are left to the decoder, which reports them with their offset.
+func checkShape(body []byte) *apiError {
+	type frame struct {
+		object, expectKey bool
+		keys              map[string]struct{}
+	}
+	var stack []frame
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil
+		}
+		top := len(stack) - 1
+		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
+			stack = stack[:top]
+			if top > 0 {
+				stack[top-1].expectKey = stack[top-1].object
+			}
+			continue
+		}
+		if top >= 0 && stack[top].object && stack[top].expectKey {
+			key, _ := tok.(string)
+			if _, dup := stack[top].keys[key]; dup {
+				return &apiError{status: http.StatusBadRequest, code: CodeDuplicateField, field: key,
+					detail: fmt.Sprintf("key %q appears twice in one object", key)}
+			}
+			stack[top].keys[key] = struct{}{}
+			stack[top].expectKey = false
+			continue
+		}
+		if d, ok := tok.(json.Delim); ok {
+			if len(stack) == maxJSONDepth {
+				return &apiError{status: http.StatusBadRequest, code: CodeMalformedJSON,
+					detail: fmt.Sprintf("request body nests deeper than %d levels", maxJSONDepth)}
+			}
+			f := frame{object: d == '{', expectKey: d == '{'}
+			if f.object {
+				f.keys = map[string]struct{}{}
+			}
+			stack = append(stack, f)
+			continue
+		}
+		if top >= 0 {
+			stack[top].expectKey = stack[top].object
+		}
+	}
 }
 
 // jsonKind names a Go kind the way a JSON author thinks of it.

@@ -20,6 +20,8 @@ type Metrics struct {
 	signingDuration *prometheus.HistogramVec
 	httpRequests    *prometheus.CounterVec
 	httpDuration    *prometheus.HistogramVec
+	callersReloads  *prometheus.CounterVec
+	callers         prometheus.Gauge
 }
 
 // BuildInfo describes the running binary.
@@ -58,6 +60,17 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 			Help:    "Time to serve an HTTP request on the API listener, by route pattern.",
 			Buckets: prometheus.ExponentialBuckets(50e-6, 2.5, 12),
 		}, []string{"route"}),
+		callersReloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "jitsi_signer_callers_reloads_total",
+			Help: "Loads of the callers file, by outcome (success or failure); a failure keeps the previous callers in force.",
+		}, []string{"outcome"}),
+		callers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "jitsi_signer_callers",
+			Help: "Callers in force.",
+		}),
+	}
+	for _, outcome := range []string{"success", "failure"} {
+		m.callersReloads.WithLabelValues(outcome)
 	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "jitsi_signer_build_info",
@@ -66,10 +79,17 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	buildInfo.WithLabelValues(build.Version, build.Revision, runtime.Version()).Set(1)
 
 	reg.MustRegister(m.linksIssued, m.rejected, m.authFailures, m.signingDuration,
-		m.httpRequests, m.httpDuration, buildInfo,
+		m.httpRequests, m.httpDuration, m.callersReloads, m.callers, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ObserveCallersReload records a load of the callers file and the number of
+// callers in force after it.
+func (m *Metrics) ObserveCallersReload(outcome string, callers int) {
+	m.callersReloads.WithLabelValues(outcome).Inc()
+	m.callers.Set(float64(callers))
 }
 
 // InstrumentSigner returns a Signer that records each signature's duration

@@ -11,6 +11,8 @@ import (
 const (
 	CodeMalformedJSON        = "malformed_json"
 	CodeUnknownField         = "unknown_field"
+	CodeDuplicateField       = "duplicate_field"
+	CodeRateLimited          = "rate_limited"
 	CodeInvalidField         = "invalid_field"
 	CodeBodyTooLarge         = "body_too_large"
 	CodeUnsupportedMediaType = "unsupported_media_type"
@@ -29,6 +31,7 @@ type problem struct {
 	Detail string `json:"detail"`
 	Code   string `json:"code"`
 	Field  string `json:"field,omitempty"`
+	Rule   string `json:"rule,omitempty"`
 }
 
 // apiError is a refusal on its way to the client.
@@ -37,6 +40,10 @@ type apiError struct {
 	code   string
 	field  string
 	detail string
+	// rule names the policy field behind a 403.
+	rule string
+	// retryAfter is the Retry-After of a 429, in whole seconds.
+	retryAfter int
 }
 
 func (e *apiError) Error() string { return e.detail }
@@ -50,6 +57,7 @@ func writeProblem(w http.ResponseWriter, e *apiError) {
 		Detail: e.detail,
 		Code:   e.code,
 		Field:  e.field,
+		Rule:   e.rule,
 	})
 	if err != nil {
 		body = []byte(`{"type":"about:blank","status":500,"code":"internal_error"}`)
@@ -59,6 +67,9 @@ func writeProblem(w http.ResponseWriter, e *apiError) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if e.retryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.retryAfter))
+	}
 	w.WriteHeader(e.status)
 	_, _ = w.Write(body)
 }

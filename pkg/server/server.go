@@ -21,18 +21,23 @@ import (
 // Options wires the API.
 type Options struct {
 	Issuer *jitsi.Issuer
-	// Callers authenticates requests; nil lets every request in as
-	// caller.Anonymous.
-	Callers *caller.Store
-	Metrics *Metrics
-	Logger  *slog.Logger
+	// Callers authenticates requests; when it is nil every request is
+	// Anonymous's.
+	Callers   *caller.Store
+	Anonymous *caller.Caller
+	Metrics   *Metrics
+	Logger    *slog.Logger
+	// Now is the clock for rate limits; nil means time.Now.
+	Now func() time.Time
 }
 
 // api serves the signed-link endpoint.
 type api struct {
-	issuer  *jitsi.Issuer
-	callers *caller.Store
-	metrics *Metrics
+	issuer    *jitsi.Issuer
+	callers   *caller.Store
+	anonymous *caller.Caller
+	now       func() time.Time
+	metrics   *Metrics
 	log     *slog.Logger
 	// alg labels issued links; "none" for unsigned ones.
 	alg    string
@@ -42,12 +47,20 @@ type api struct {
 // NewAPI returns the API router: POST /v1/links.
 func NewAPI(o Options) http.Handler {
 	a := &api{
-		issuer:  o.Issuer,
-		callers: o.Callers,
-		metrics: o.Metrics,
-		log:     o.Logger,
-		alg:     "none",
-		signed:  "false",
+		issuer:    o.Issuer,
+		callers:   o.Callers,
+		anonymous: o.Anonymous,
+		now:       o.Now,
+		metrics:   o.Metrics,
+		log:       o.Logger,
+		alg:       "none",
+		signed:    "false",
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.callers == nil && a.anonymous == nil {
+		a.anonymous = caller.NewAnonymous(caller.Defaults{MaxTTL: o.Issuer.MaxTTL()})
 	}
 	if s := o.Issuer.Signer(); s != nil {
 		a.alg = s.Algorithm()

@@ -24,8 +24,22 @@ var (
 	testSecret = []byte("0123456789abcdef0123456789abcdef-test-secret")
 	bookingKey = "bk_live_0123456789abcdefghijklmnop"
 	chatKey    = "ck_live_0123456789abcdefghijklmnop"
+	opsKey     = "ok_live_0123456789abcdefghijklmnop"
 	testNow    = time.Date(2026, 12, 3, 18, 0, 0, 0, time.UTC)
 )
+
+var testDefaults = caller.Defaults{MaxTTL: 24 * time.Hour, Rate: caller.Rate{PerSecond: 1000, Burst: 1000}}
+
+// testCallers: booking may do anything but wildcard rooms; chat-bot only
+// participant links to chat-* rooms for up to an hour, at 1 request per
+// second with a burst of 2; ops may sign for every room.
+var testCallers = "callers:\n" +
+	"  - name: booking\n    key_sha256: " + caller.HashKey([]byte(bookingKey)) +
+	"\n    policy: {roles: [moderator, participant], rooms: [\"*\"], tenants: [\"*\"]}\n" +
+	"  - name: chat-bot\n    key_sha256: " + caller.HashKey([]byte(chatKey)) +
+	"\n    policy: {roles: [participant], rooms: [\"chat-*\"], max_ttl: 1h, rate_limit: {requests_per_second: 1, burst: 2}}\n" +
+	"  - name: ops\n    key_sha256: " + caller.HashKey([]byte(opsKey)) +
+	"\n    policy: {roles: [moderator], rooms: [\"ops-*\"], allow_wildcard_room: true}\n"
 
 // syncBuffer is a log sink that tests read while handlers write.
 type syncBuffer struct {
@@ -76,15 +90,15 @@ func newTestAPI(t testing.TB, signed, anonymous bool) *testAPI {
 	}
 	var store *caller.Store
 	if !anonymous {
-		set, err := caller.Parse([]byte("callers:\n  - name: booking\n    key_sha256: " + caller.HashKey([]byte(bookingKey)) +
-			"\n  - name: chat-bot\n    key_sha256: " + caller.HashKey([]byte(chatKey)) + "\n"))
+		set, err := caller.Parse([]byte(testCallers), testDefaults)
 		if err != nil {
 			t.Fatal(err)
 		}
 		store = caller.NewStore(set)
 	}
 	logs := &syncBuffer{}
-	h := NewAPI(Options{Issuer: is, Callers: store, Metrics: m, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	h := NewAPI(Options{Issuer: is, Callers: store, Anonymous: caller.NewAnonymous(testDefaults), Metrics: m,
+		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: func() time.Time { return testNow }})
 	return &testAPI{handler: h, reg: reg, metrics: m, logs: logs}
 }
 
@@ -202,9 +216,12 @@ func TestCreateLinkUnsigned(t *testing.T) {
 	}
 }
 
-func TestCreateLinkRefusals(t *testing.T) {
+// TestHostileRequests sends malformed and hostile requests through the real
+// router. None may produce a 5xx, a panic, a token, or a log line holding
+// the credential.
+func TestHostileRequests(t *testing.T) {
 	ok := `{"room":"r","user":{"name":"Ann"}}`
-	json := map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/json"}}
+	jsonCT := map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/json"}}
 	tests := []struct {
 		name   string
 		req    request
@@ -220,33 +237,71 @@ func TestCreateLinkRefusals(t *testing.T) {
 		{"text content type", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"text/plain"}}}, 415, "unsupported_media_type", ""},
 		{"no content type", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}}}, 415, "unsupported_media_type", ""},
 		{"latin-1 charset", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/json; charset=latin1"}}}, 415, "unsupported_media_type", ""},
-		{"body too large", request{body: `{"room":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, headers: json}, 413, "body_too_large", ""},
-		{"empty body", request{body: "", headers: json}, 400, "malformed_json", ""},
-		{"truncated", request{body: `{"room":"r"`, headers: json}, 400, "malformed_json", ""},
-		{"not json", request{body: `room=r`, headers: json}, 400, "malformed_json", ""},
-		{"array", request{body: `[1]`, headers: json}, 400, "malformed_json", ""},
-		{"two objects", request{body: ok + ok, headers: json}, 400, "malformed_json", ""},
-		{"invalid UTF-8", request{body: "{\"room\":\"r\xff\",\"user\":{\"name\":\"Ann\"}}", headers: json}, 400, "malformed_json", ""},
-		{"unknown field", request{body: `{"room":"r","user":{"name":"Ann"},"admin":true}`, headers: json}, 400, "unknown_field", "admin"},
-		{"unknown user field", request{body: `{"room":"r","user":{"name":"Ann","is_admin":true}}`, headers: json}, 400, "unknown_field", "is_admin"},
-		{"room not a string", request{body: `{"room":5,"user":{"name":"Ann"}}`, headers: json}, 422, "invalid_field", "room"},
-		{"name not a string", request{body: `{"room":"r","user":{"name":["Ann"]}}`, headers: json}, 422, "invalid_field", "user.name"},
-		{"ttl a string", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":"7200"}`, headers: json}, 422, "invalid_field", "ttl_seconds"},
-		{"ttl a fraction", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":60.5}`, headers: json}, 422, "invalid_field", "ttl_seconds"},
-		{"ttl huge", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":1e30}`, headers: json}, 422, "invalid_field", "ttl_seconds"},
-		{"ttl overflowing", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":9223372036854775807}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
-		{"ttl negative", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":-60}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
-		{"ttl zero", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":0}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
-		{"ttl above max", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":86401}`, headers: json}, 422, "ttl_out_of_range", "ttl_seconds"},
-		{"no user", request{body: `{"room":"r"}`, headers: json}, 422, "missing_field", "user.name"},
-		{"null user", request{body: `{"room":"r","user":null}`, headers: json}, 422, "missing_field", "user.name"},
-		{"no room", request{body: `{"user":{"name":"Ann"}}`, headers: json}, 422, "missing_field", "room"},
-		{"wildcard room", request{body: `{"room":"*","user":{"name":"Ann"}}`, headers: json}, 422, "room_not_joinable", "room"},
-		{"apostrophe room", request{body: `{"room":"Mario's","user":{"name":"Ann"}}`, headers: json}, 422, "room_not_joinable", "room"},
-		{"bad role", request{body: `{"room":"r","user":{"name":"Ann"},"role":"admin"}`, headers: json}, 422, "invalid_role", "role"},
-		{"javascript avatar", request{body: `{"room":"r","user":{"name":"Ann","avatar":"javascript:alert(1)"}}`, headers: json}, 422, "invalid_field", "user.avatar"},
-		{"GET", request{method: http.MethodGet, headers: json}, 405, "method_not_allowed", ""},
-		{"unknown path", request{path: "/v1/link", body: ok, headers: json}, 404, "not_found", ""},
+		{"body too large", request{body: `{"room":"` + strings.Repeat("a", MaxBodyBytes) + `"}`, headers: jsonCT}, 413, "body_too_large", ""},
+		{"empty body", request{body: "", headers: jsonCT}, 400, "malformed_json", ""},
+		{"truncated", request{body: `{"room":"r"`, headers: jsonCT}, 400, "malformed_json", ""},
+		{"not json", request{body: `room=r`, headers: jsonCT}, 400, "malformed_json", ""},
+		{"array", request{body: `[1]`, headers: jsonCT}, 400, "malformed_json", ""},
+		{"two objects", request{body: ok + ok, headers: jsonCT}, 400, "malformed_json", ""},
+		{"invalid UTF-8", request{body: "{\"room\":\"r\xff\",\"user\":{\"name\":\"Ann\"}}", headers: jsonCT}, 400, "malformed_json", ""},
+		{"unknown field", request{body: `{"room":"r","user":{"name":"Ann"},"admin":true}`, headers: jsonCT}, 400, "unknown_field", "admin"},
+		{"unknown user field", request{body: `{"room":"r","user":{"name":"Ann","is_admin":true}}`, headers: jsonCT}, 400, "unknown_field", "is_admin"},
+		{"room not a string", request{body: `{"room":5,"user":{"name":"Ann"}}`, headers: jsonCT}, 422, "invalid_field", "room"},
+		{"name not a string", request{body: `{"room":"r","user":{"name":["Ann"]}}`, headers: jsonCT}, 422, "invalid_field", "user.name"},
+		{"ttl a string", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":"7200"}`, headers: jsonCT}, 422, "invalid_field", "ttl_seconds"},
+		{"ttl a fraction", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":60.5}`, headers: jsonCT}, 422, "invalid_field", "ttl_seconds"},
+		{"ttl huge", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":1e30}`, headers: jsonCT}, 422, "invalid_field", "ttl_seconds"},
+		{"ttl overflowing", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":9223372036854775807}`, headers: jsonCT}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"ttl negative", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":-60}`, headers: jsonCT}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"ttl zero", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":0}`, headers: jsonCT}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"ttl above max", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":86401}`, headers: jsonCT}, 422, "ttl_out_of_range", "ttl_seconds"},
+		{"no user", request{body: `{"room":"r"}`, headers: jsonCT}, 422, "missing_field", "user.name"},
+		{"null user", request{body: `{"room":"r","user":null}`, headers: jsonCT}, 422, "missing_field", "user.name"},
+		{"no room", request{body: `{"user":{"name":"Ann"}}`, headers: jsonCT}, 422, "missing_field", "room"},
+		{"apostrophe room", request{body: `{"room":"Mario's","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "room_not_joinable", "room"},
+		{"bad role", request{body: `{"room":"r","user":{"name":"Ann"},"role":"admin"}`, headers: jsonCT}, 422, "invalid_role", "role"},
+		{"javascript avatar", request{body: `{"room":"r","user":{"name":"Ann","avatar":"javascript:alert(1)"}}`, headers: jsonCT}, 422, "invalid_field", "user.avatar"},
+		{"GET", request{method: http.MethodGet, headers: jsonCT}, 405, "method_not_allowed", ""},
+		{"PUT", request{method: http.MethodPut, body: ok, headers: jsonCT}, 405, "method_not_allowed", ""},
+		{"DELETE", request{method: http.MethodDelete, headers: jsonCT}, 405, "method_not_allowed", ""},
+		{"form content type", request{body: "room=r", headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/x-www-form-urlencoded"}}}, 415, "unsupported_media_type", ""},
+		{"two content types", request{body: ok, headers: map[string][]string{"Authorization": {"Bearer " + bookingKey}, "Content-Type": {"application/json", "text/plain"}}}, 415, "unsupported_media_type", ""},
+		{"deeply nested", request{body: `{"room":"r","user":{"name":"Ann"},"x":` + strings.Repeat("[", 5000) + strings.Repeat("]", 5000) + `}`, headers: jsonCT}, 400, "malformed_json", ""},
+		{"nested user objects", request{body: `{"room":"r","user":{"name":{"first":{"a":{"b":{"c":{"d":{"e":{"f":1}}}}}}}}}`, headers: jsonCT}, 400, "malformed_json", ""},
+		{"duplicate room", request{body: `{"room":"booking-1","user":{"name":"Ann"},"room":"other"}`, headers: jsonCT}, 400, "duplicate_field", "room"},
+		{"duplicate escaped role", request{body: `{"room":"r","user":{"name":"Ann"},"role":"participant","\u0072ole":"moderator"}`, headers: jsonCT}, 400, "duplicate_field", "role"},
+		{"duplicate user name", request{body: `{"room":"r","user":{"name":"Ann","name":"Bob"}}`, headers: jsonCT}, 400, "duplicate_field", "name"},
+		{"null room", request{body: `{"room":null,"user":{"name":"Ann"}}`, headers: jsonCT}, 422, "missing_field", "room"},
+		{"null name", request{body: `{"room":"r","user":{"name":null}}`, headers: jsonCT}, 422, "missing_field", "user.name"},
+		{"null body", request{body: `null`, headers: jsonCT}, 422, "missing_field", "user.name"},
+		{"role as number", request{body: `{"room":"r","user":{"name":"Ann"},"role":1}`, headers: jsonCT}, 422, "invalid_field", "role"},
+		{"user as string", request{body: `{"room":"r","user":"Ann"}`, headers: jsonCT}, 422, "invalid_field", "user"},
+		{"NUL in name", request{body: `{"room":"r","user":{"name":"Ann\u0000"}}`, headers: jsonCT}, 422, "invalid_field", "user.name"},
+		{"control character in room", request{body: `{"room":"r\u0007","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "invalid_field", "room"},
+		{"header injection in name", request{body: `{"room":"r","user":{"name":"Ann\r\nSet-Cookie: x=1"}}`, headers: jsonCT}, 422, "invalid_field", "user.name"},
+		{"header injection in id", request{body: `{"room":"r","user":{"name":"Ann","id":"1\nX: y"}}`, headers: jsonCT}, 422, "invalid_field", "user.id"},
+		{"script in avatar", request{body: `{"room":"r","user":{"name":"Ann","avatar":"JavaScript:alert(1)"}}`, headers: jsonCT}, 422, "invalid_field", "user.avatar"},
+		{"html in avatar", request{body: `{"room":"r","user":{"name":"Ann","avatar":"https://x.example/<script>"}}`, headers: jsonCT}, 422, "invalid_field", "user.avatar"},
+		{"room with slash", request{body: `{"room":"a/b","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "room_not_joinable", "room"},
+		{"room dot dot", request{body: `{"room":"..","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "room_not_joinable", "room"},
+		{"room encoded slash", request{body: `{"room":"a%2fb","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "room_not_joinable", "room"},
+		{"room with hash", request{body: `{"room":"a#b","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "room_not_joinable", "room"},
+		{"room with question mark", request{body: `{"room":"a?jwt=x","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "room_not_joinable", "room"},
+		{"room whitespace only", request{body: `{"room":"   ","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "invalid_field", "room"},
+		{"room 10000 characters", request{body: `{"room":"` + strings.Repeat("a", 10000) + `","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "too_long", "room"},
+		{"name 10000 characters", request{body: `{"room":"r","user":{"name":"` + strings.Repeat("n", 10000) + `"}}`, headers: jsonCT}, 422, "too_long", "user.name"},
+		{"email 10000 characters", request{body: `{"room":"r","user":{"name":"Ann","email":"` + strings.Repeat("e", 10000) + `@x.y"}}`, headers: jsonCT}, 422, "too_long", "user.email"},
+		{"tenant 10000 characters", request{body: `{"room":"r","tenant":"` + strings.Repeat("t", 10000) + `","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "too_long", "tenant"},
+		{"tenant traversal", request{body: `{"room":"r","tenant":"../admin","user":{"name":"Ann"}}`, headers: jsonCT}, 422, "invalid_tenant", "tenant"},
+		{"lowercase bearer with tab", request{body: ok, headers: map[string][]string{"Authorization": {"bearer\t" + bookingKey}, "Content-Type": {"application/json"}}}, 401, "unauthorized", ""},
+		{"key of 10000 characters", request{body: ok, headers: authJSON(strings.Repeat("k", 10000))}, 401, "unauthorized", ""},
+		{"digest instead of key", request{body: ok, headers: authJSON(caller.HashKey([]byte(bookingKey)))}, 401, "unauthorized", ""},
+		{"moderator by a participant-only caller", request{body: `{"room":"chat-1","user":{"name":"Ann"},"role":"moderator"}`, headers: authJSON(chatKey)}, 403, "forbidden_role", "role"},
+		{"room outside the caller's patterns", request{body: `{"room":"booking-1","user":{"name":"Ann"}}`, headers: authJSON(chatKey)}, 403, "forbidden_room", "room"},
+		{"tenant the caller may not use", request{body: `{"room":"chat-1","tenant":"acme","user":{"name":"Ann"}}`, headers: authJSON(chatKey)}, 403, "forbidden_tenant", "tenant"},
+		{"ttl above the caller's maximum", request{body: `{"room":"chat-1","user":{"name":"Ann"},"ttl_seconds":7200}`, headers: authJSON(chatKey)}, 403, "forbidden_ttl", "ttl_seconds"},
+		{"wildcard room without permission", request{body: `{"room":"*","user":{"name":"Ann"}}`, headers: jsonCT}, 403, "forbidden_wildcard", "room"},
+		{"unknown path", request{path: "/v1/link", body: ok, headers: jsonCT}, 404, "not_found", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -255,6 +310,16 @@ func TestCreateLinkRefusals(t *testing.T) {
 			checkProblem(t, rec, tt.status, tt.code, tt.field)
 			if tt.status == 401 && rec.Header().Get("WWW-Authenticate") == "" {
 				t.Error("401 without WWW-Authenticate")
+			}
+			if tt.status == 403 {
+				var p problem
+				_ = json.Unmarshal(rec.Body.Bytes(), &p)
+				if !strings.HasPrefix(p.Rule, "policy.") {
+					t.Errorf("403 rule = %q; want the policy field that denied it", p.Rule)
+				}
+				if !strings.Contains(a.logs.String(), `"msg":"link denied"`) {
+					t.Errorf("denial not in the audit log:\n%s", a.logs)
+				}
 			}
 			if strings.Contains(rec.Body.String(), "eyJ") {
 				t.Errorf("refusal carries a token: %s", rec.Body)
@@ -266,6 +331,62 @@ func TestCreateLinkRefusals(t *testing.T) {
 				t.Error("a refused request counted as an issued link")
 			}
 		})
+	}
+}
+
+func TestRateLimit(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	body := `{"room":"chat-1","user":{"name":"Ann"}}`
+	for i := 0; i < 2; i++ {
+		if rec := a.do(request{body: body, headers: authJSON(chatKey)}); rec.Code != 200 {
+			t.Fatalf("request %d within the burst = %d %s", i+1, rec.Code, rec.Body)
+		}
+	}
+	rec := a.do(request{body: body, headers: authJSON(chatKey)})
+	checkProblem(t, rec, http.StatusTooManyRequests, "rate_limited", "")
+	if ra := rec.Header().Get("Retry-After"); ra != "1" {
+		t.Errorf("Retry-After = %q; want 1 at one request per second", ra)
+	}
+	// Another caller has its own bucket.
+	if rec := a.do(request{body: body}); rec.Code != 200 {
+		t.Errorf("booking after chat-bot's limit = %d; want 200", rec.Code)
+	}
+	if got := testutil.ToFloat64(a.metrics.rejected.WithLabelValues("chat-bot", "rate_limited")); got != 1 {
+		t.Errorf("rejected{chat-bot,rate_limited} = %v; want 1", got)
+	}
+}
+
+func TestWildcardRoomIsAuditedLoudly(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	rec := a.do(request{body: `{"room":"*","user":{"name":"Ops"},"role":"moderator"}`, headers: authJSON(opsKey)})
+	if rec.Code != 200 {
+		t.Fatalf("wildcard by ops = %d %s", rec.Code, rec.Body)
+	}
+	var resp linkResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	if resp.Room != "*" || resp.URL != "https://meet.example.com/?jwt="+resp.Token {
+		t.Errorf("wildcard link = %+v", resp)
+	}
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(resp.Token, claims, func(*jwt.Token) (any, error) { return testSecret, nil },
+		jwt.WithTimeFunc(func() time.Time { return testNow })); err != nil || claims["room"] != "*" {
+		t.Fatalf("wildcard token: %v, room %v", err, claims["room"])
+	}
+	if !strings.Contains(a.logs.String(), `"level":"WARN","msg":"link issued for every room"`) {
+		t.Errorf("no warning in the audit log:\n%s", a.logs)
+	}
+	// The same caller's ordinary rooms are bounded by its patterns.
+	rec = a.do(request{body: `{"room":"other","user":{"name":"Ops"},"role":"moderator"}`, headers: authJSON(opsKey)})
+	checkProblem(t, rec, http.StatusForbidden, "forbidden_room", "room")
+}
+
+func TestPolicyDefaultTTLIsShortened(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	rec := a.do(request{body: `{"room":"chat-1","user":{"name":"Ann"}}`, headers: authJSON(chatKey)})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `"expires_at":"2026-12-03T19:00:00Z"`) {
+		t.Errorf("chat-bot without ttl = %d %s; want the policy's 1h maximum instead of the 24h default", rec.Code, rec.Body)
 	}
 }
 
@@ -304,7 +425,7 @@ func TestAuthFailuresAreIdenticalAndCounted(t *testing.T) {
 		t.Errorf("rejected{unauthenticated,unauthorized} = %v; want 3", got)
 	}
 	// The second caller is attributed to its own name.
-	if rec := a.do(request{body: ok, headers: authJSON(chatKey)}); rec.Code != 200 {
+	if rec := a.do(request{body: `{"room":"chat-1","user":{"name":"Ann"}}`, headers: authJSON(chatKey)}); rec.Code != 200 {
 		t.Fatalf("chat-bot: %d %s", rec.Code, rec.Body)
 	}
 	if got := testutil.ToFloat64(a.metrics.linksIssued.WithLabelValues("chat-bot", "participant", "HS256", "true")); got != 1 {
@@ -478,7 +599,7 @@ func mustIssuer(b *testing.B) *jitsi.Issuer {
 }
 
 func mustCallers(b *testing.B) *caller.Set {
-	set, err := caller.Parse([]byte("callers:\n  - name: booking\n    key_sha256: " + caller.HashKey([]byte(bookingKey)) + "\n"))
+	set, err := caller.Parse([]byte(testCallers), testDefaults)
 	if err != nil {
 		b.Fatal(err)
 	}
