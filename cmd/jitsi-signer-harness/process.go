@@ -20,12 +20,21 @@ import (
 // buildBinary compiles cmd/jitsi-signer into dir, with the race detector
 // when race is set.
 func buildBinary(ctx context.Context, dir string, race bool) (string, error) {
-	out := filepath.Join(dir, "jitsi-signer")
+	return buildPackage(ctx, dir, "jitsi-signer", "github.com/jitsi-signer/jitsi-signer/cmd/jitsi-signer", race)
+}
+
+// buildReference compiles the reference server into dir.
+func buildReference(ctx context.Context, dir string) (string, error) {
+	return buildPackage(ctx, dir, "refserver", "github.com/jitsi-signer/jitsi-signer/cmd/jitsi-signer-harness/internal/refserver", false)
+}
+
+func buildPackage(ctx context.Context, dir, name, pkg string, race bool) (string, error) {
+	out := filepath.Join(dir, name)
 	args := []string{"build", "-o", out}
 	if race {
 		args = append(args, "-race")
 	}
-	args = append(args, "github.com/jitsi-signer/jitsi-signer/cmd/jitsi-signer")
+	args = append(args, pkg)
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	if err := cmd.Run(); err != nil {
@@ -45,30 +54,38 @@ type process struct {
 	err  error
 }
 
+// lockedBuffer keeps the last maxLog bytes of a process's log (an audit
+// line per request adds up under load).
 type lockedBuffer struct {
 	mu sync.Mutex
-	b  strings.Builder
+	b  []byte
 }
+
+const maxLog = 1 << 20
 
 func (l *lockedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.Write(p)
+	l.b = append(l.b, p...)
+	if len(l.b) > 2*maxLog {
+		l.b = append(l.b[:0], l.b[len(l.b)-maxLog:]...)
+	}
+	return len(p), nil
 }
 
 func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.b.String()
+	return string(l.b)
 }
 
 // startProcess runs bin with env (added to a minimal environment) and
 // waits for its "listening" log line, which names the addresses it bound.
 // cpu, when not empty, pins the process with taskset.
-func startProcess(bin string, env []string, cpu string) (*process, error) {
-	name, args := bin, []string(nil)
+func startProcess(bin string, env []string, cpu string, args ...string) (*process, error) {
+	name := bin
 	if cpu != "" {
-		name, args = "taskset", []string{"-c", cpu, bin}
+		name, args = "taskset", append([]string{"-c", cpu, bin}, args...)
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, env...)
