@@ -245,6 +245,11 @@ func TestCreateLinkRefusals(t *testing.T) {
 		{"apostrophe room", request{body: `{"room":"Mario's","user":{"name":"Ann"}}`, headers: json}, 422, "room_not_joinable", "room"},
 		{"bad role", request{body: `{"room":"r","user":{"name":"Ann"},"role":"admin"}`, headers: json}, 422, "invalid_role", "role"},
 		{"javascript avatar", request{body: `{"room":"r","user":{"name":"Ann","avatar":"javascript:alert(1)"}}`, headers: json}, 422, "invalid_field", "user.avatar"},
+		{"unknown feature", request{body: `{"room":"r","user":{"name":"Ann"},"features":{"recording":true,"teleport":true}}`, headers: json}, 422, "unknown_feature", "features.teleport"},
+		{"feature in another case", request{body: `{"room":"r","user":{"name":"Ann"},"features":{"Recording":true}}`, headers: json}, 422, "unknown_feature", "features.Recording"},
+		{"feature as a string", request{body: `{"room":"r","user":{"name":"Ann"},"features":{"recording":"true"}}`, headers: json}, 422, "invalid_field", "features.recording"},
+		{"features an array", request{body: `{"room":"r","user":{"name":"Ann"},"features":["recording"]}`, headers: json}, 422, "invalid_field", "features"},
+		{"lobby_bypass a string", request{body: `{"room":"r","user":{"name":"Ann"},"lobby_bypass":"yes"}`, headers: json}, 422, "invalid_field", "lobby_bypass"},
 		{"GET", request{method: http.MethodGet, headers: json}, 405, "method_not_allowed", ""},
 		{"unknown path", request{path: "/v1/link", body: ok, headers: json}, 404, "not_found", ""},
 	}
