@@ -319,7 +319,7 @@ func (is *Issuer) Issue(req LinkRequest) (Link, error) {
 		claims.Issuer = "chat"
 	}
 	var scratch [1024]byte
-	token, err := is.signer.Sign(claims.AppendJSON(scratch[:0]))
+	token, kid, err := signKeyed(is.signer, claims.AppendJSON(scratch[:0]))
 	if err != nil {
 		return Link{}, err
 	}
@@ -335,7 +335,7 @@ func (is *Issuer) Issue(req LinkRequest) (Link, error) {
 	link.TokenID = claims.ID
 	link.ExpiresAt = time.Unix(claims.ExpiresAt, 0).UTC()
 	link.Algorithm = is.signer.Algorithm()
-	link.KeyID = is.signer.KeyID()
+	link.KeyID = kid
 	return link, nil
 }
 

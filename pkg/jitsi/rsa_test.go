@@ -221,3 +221,23 @@ func TestNewIssuerRefusesBadJaaS(t *testing.T) {
 		}
 	}
 }
+
+func BenchmarkIssueRS256(b *testing.B) {
+	s, err := NewRSASigner("RS256", testRSAKey(), "k1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	is, err := NewIssuer(testConfig(), s)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var f Features
+	_ = f.Set("recording", true)
+	req := LinkRequest{Room: "Booking-123-abc", User: User{ID: "42", Name: "John Doe"}, Role: RoleModerator, Features: f}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := is.Issue(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

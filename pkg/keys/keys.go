@@ -141,6 +141,14 @@ func (ks *KeySet) KeyID() string { return ks.cur.Load().ActiveKID }
 // Sign implements jitsi.Signer with the active key.
 func (ks *KeySet) Sign(claims []byte) (string, error) { return ks.cur.Load().signer.Sign(claims) }
 
+// SignKeyed implements jitsi.KeyedSigner: it signs with the active key and
+// reports its kid, even when a reload swaps keys meanwhile.
+func (ks *KeySet) SignKeyed(claims []byte) (string, string, error) {
+	s := ks.cur.Load()
+	token, err := s.signer.Sign(claims)
+	return token, s.ActiveKID, err
+}
+
 // Snapshot returns the current state.
 func (ks *KeySet) Snapshot() *Snapshot { return ks.cur.Load() }
 

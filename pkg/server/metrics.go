@@ -162,11 +162,25 @@ type timedSigner struct {
 }
 
 func (t *timedSigner) Sign(claims []byte) (string, error) {
+	token, _, err := t.SignKeyed(claims)
+	return token, err
+}
+
+// SignKeyed implements jitsi.KeyedSigner, so that the key that signed is
+// counted even while keys rotate.
+func (t *timedSigner) SignKeyed(claims []byte) (string, string, error) {
 	start := time.Now()
-	token, err := t.Signer.Sign(claims)
+	var token, kid string
+	var err error
+	if ks, ok := t.Signer.(jitsi.KeyedSigner); ok {
+		token, kid, err = ks.SignKeyed(claims)
+	} else {
+		token, err = t.Signer.Sign(claims)
+		kid = t.Signer.KeyID()
+	}
 	t.observe.Observe(time.Since(start).Seconds())
 	if err == nil {
-		t.signed.WithLabelValues(t.Signer.KeyID()).Inc()
+		t.signed.WithLabelValues(kid).Inc()
 	}
-	return token, err
+	return token, kid, err
 }

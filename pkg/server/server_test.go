@@ -426,6 +426,7 @@ func FuzzDecodeLinkRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"room":"r","user":{"name":"Ann"}}`, `{"room":"r","ttl_seconds":1e400}`, `{"user":null}`, `[]`, `{"room":"a","room":"b"}`,
 		"{\"room\":\"\xff\"}", `{"a":` + strings.Repeat("[", 10000), `{"ttl_seconds":-1}`, `null`,
+		`{"room":"r","user":{"name":"Ann"},"features":{"recording":true,"x":1},"lobby_bypass":true}`, `{"features":{"lobby":null}}`,
 	} {
 		f.Add(s)
 	}
