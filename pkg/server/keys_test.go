@@ -196,6 +196,15 @@ func TestKeyEndpoints(t *testing.T) {
 		}
 	}
 
+	head, err := http.Head(k1URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head.Body.Close()
+	if head.StatusCode != 200 || head.ContentLength != int64(len(wantPEM)) {
+		t.Errorf("HEAD k1 = %d, length %d; want 200, %d", head.StatusCode, head.ContentLength, len(wantPEM))
+	}
+
 	tests := []struct {
 		name string
 		path string
