@@ -24,7 +24,7 @@ var configVars = []string{
 	"JITSI_MODERATOR_CLAIM", "JITSI_TOP_LEVEL_MODERATOR", "JITSI_TOKEN_PLACEMENT", "SIGNER_ADDR", "SIGNER_ADMIN_ADDR",
 	"SIGNER_CALLERS_FILE", "SIGNER_INSECURE_ALLOW_ANONYMOUS", "SIGNER_RATE_LIMIT", "SIGNER_RATE_BURST",
 	"SIGNER_RELOAD_INTERVAL", "SIGNER_SHUTDOWN_TIMEOUT", "SIGNER_SHUTDOWN_DELAY",
-	"SIGNER_LOG_LEVEL",
+	"SIGNER_LOG_LEVEL", "JITSI_KEYS_DIR", "JITSI_KEYS_POLL_INTERVAL", "JITSI_MODE", "SIGNER_KEYS_ADDR",
 }
 
 func setEnv(t *testing.T, env map[string]string) {
@@ -57,10 +57,10 @@ func (l *lockedBuffer) String() string {
 }
 
 type running struct {
-	api, admin string
-	logs       *lockedBuffer
-	cancel     context.CancelCauseFunc
-	done       chan error
+	api, admin, keys string
+	logs             *lockedBuffer
+	cancel           context.CancelCauseFunc
+	done             chan error
 }
 
 // start runs the service in-process on ephemeral loopback ports and waits
@@ -83,6 +83,10 @@ func start(t *testing.T, env map[string]string) *running {
 				line.APIAddr, _ = raw["api_addr"].(string)
 				line.AdminAddr, _ = raw["admin_addr"].(string)
 				r.api, r.admin = "http://"+line.APIAddr, "http://"+line.AdminAddr
+				r.keys = r.api
+				if k, _ := raw["keys_addr"].(string); k != "api" && k != "" {
+					r.keys = "http://" + k
+				}
 				t.Cleanup(func() {
 					cancel(errInterrupted)
 					<-r.done

@@ -21,6 +21,7 @@ import (
 	"github.com/jitsi-signer/jitsi-signer/pkg/caller"
 	"github.com/jitsi-signer/jitsi-signer/pkg/config"
 	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
+	"github.com/jitsi-signer/jitsi-signer/pkg/keys"
 	"github.com/jitsi-signer/jitsi-signer/pkg/server"
 )
 
@@ -96,6 +97,8 @@ type service struct {
 	cfg     *config.Config
 	callers *caller.Set
 	signer  jitsi.Signer
+	// keys is the RSA key set, nil with an HMAC secret or unsigned links.
+	keys *keys.KeySet
 }
 
 // load reads the configuration and everything it points at, and reports
@@ -120,10 +123,19 @@ func load() (*service, error) {
 		}
 		svc.callers = s
 	}
+	if cfg.KeysDir != "" && jitsi.IsRSAAlgorithm(cfg.SigningAlg) {
+		ks, err := keys.Load(keys.Options{Dir: cfg.KeysDir, Algorithm: cfg.SigningAlg, KIDPrefix: cfg.KIDPrefix(), MaxTTL: cfg.TokenMaxTTL})
+		if err != nil {
+			errs = append(errs, prefixLines("JITSI_KEYS_DIR ", err))
+		}
+		svc.keys = ks
+	}
 	if len(errs) > 0 {
 		return nil, &configError{err: errors.Join(errs...)}
 	}
-	if cfg.Signed() {
+	if svc.keys != nil {
+		svc.signer = svc.keys
+	} else if cfg.Signed() {
 		s, err := jitsi.NewHMACSigner(cfg.SigningAlg, cfg.Secret, cfg.KeyID)
 		if err != nil {
 			return nil, &configError{err: err}
@@ -136,11 +148,32 @@ func load() (*service, error) {
 	return svc, nil
 }
 
+// prefixLines puts prefix before every line of err, so that each problem
+// of a multi-line error names its variable.
+func prefixLines(prefix string, err error) error {
+	lines := strings.Split(err.Error(), "\n")
+	for i, l := range lines {
+		lines[i] = prefix + l
+	}
+	return errors.New(strings.Join(lines, "\n"))
+}
+
 // summary describes the configuration in one line, without secrets.
 func (s *service) summary() string {
 	mode := "UNSIGNED links"
 	if s.signer != nil {
-		mode = fmt.Sprintf("%s-signed links (iss %q, aud %q)", s.signer.Algorithm(), s.cfg.AppID, s.cfg.Audience)
+		iss, aud := s.cfg.AppID, s.cfg.Audience
+		if s.cfg.Mode == jitsi.ModeJaaS {
+			iss, aud = "chat", "jitsi"
+		}
+		mode = fmt.Sprintf("%s-signed links (iss %q, aud %q)", s.signer.Algorithm(), iss, aud)
+	}
+	if s.keys != nil {
+		snap := s.keys.Snapshot()
+		mode += fmt.Sprintf(" with %d keys from %s (active %q)", len(snap.Keys), s.cfg.KeysDir, snap.ActiveKID)
+	}
+	if s.cfg.Mode == jitsi.ModeJaaS {
+		mode = "8x8 JaaS " + mode
 	}
 	callers := "anonymous callers (no SIGNER_CALLERS_FILE)"
 	if s.callers != nil {
@@ -164,6 +197,17 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 	if s.signer != nil {
 		signer = metrics.InstrumentSigner(s.signer)
 	}
+	switch {
+	case s.keys != nil:
+		ks := s.keys
+		metrics.WatchKeys(func() server.KeyState {
+			snap := ks.Snapshot()
+			return server.KeyState{KID: snap.ActiveKID, Alg: ks.Algorithm(), ActiveSince: snap.ActiveModTime, Published: len(snap.Keys)}
+		})
+	case s.signer != nil:
+		state := server.KeyState{KID: s.signer.KeyID(), Alg: s.signer.Algorithm()}
+		metrics.WatchKeys(func() server.KeyState { return state })
+	}
 	issuerCfg := cfg.IssuerConfig()
 	issuer, err := jitsi.NewIssuer(issuerCfg, signer)
 	if err != nil {
@@ -183,10 +227,14 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 		go reloader.Run(bg, cfg.ReloadInterval, reloads.subscribe())
 	}
 	health := server.NewHealth(issuer.Signed())
-	apiHandler := server.NewAPI(server.Options{
+	apiOpts := server.Options{
 		Issuer: issuer, Callers: callers, Anonymous: caller.NewAnonymous(cfg.CallerDefaults()),
 		Metrics: metrics, Logger: log,
-	})
+	}
+	if s.keys != nil && cfg.KeysAddr == "" {
+		apiOpts.Keys = s.keys
+	}
+	apiHandler := server.NewAPI(apiOpts)
 	adminHandler := server.NewAdmin(health, reg)
 
 	apiLn, err := net.Listen("tcp", cfg.Addr)
@@ -198,6 +246,25 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 		apiLn.Close()
 		return fmt.Errorf("SIGNER_ADMIN_ADDR %s: %w", cfg.AdminAddr, err)
 	}
+	var keysLn net.Listener
+	if s.keys != nil && cfg.KeysAddr != "" {
+		keysLn, err = net.Listen("tcp", cfg.KeysAddr)
+		if err != nil {
+			apiLn.Close()
+			adminLn.Close()
+			return fmt.Errorf("SIGNER_KEYS_ADDR %s: %w", cfg.KeysAddr, err)
+		}
+	}
+	if s.keys != nil {
+		// Register for SIGHUP before announcing the listeners, so that a
+		// SIGHUP sent once the service is up never takes the default action.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		watchCtx, stopWatch := context.WithCancel(ctx)
+		defer stopWatch()
+		go s.watchKeys(watchCtx, hup, log, metrics)
+	}
 
 	if !issuer.Signed() {
 		log.Warn("links are UNSIGNED: they only pre-fill the display name and grant nothing; " +
@@ -206,9 +273,15 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 	if callers == nil {
 		log.Warn("no SIGNER_CALLERS_FILE: every request is accepted as caller \"anonymous\"")
 	}
+	keysAddr := "api"
+	if keysLn != nil {
+		keysAddr = keysLn.Addr().String()
+	}
 	log.Info("listening",
 		"api_addr", apiLn.Addr().String(),
 		"admin_addr", adminLn.Addr().String(),
+		"keys_addr", keysAddr,
+		"kid", kidOf(signer),
 		"base_url", cfg.BaseURL,
 		"signed", issuer.Signed(),
 		"alg", algOf(signer),
@@ -216,9 +289,14 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 
 	apiSrv := newHTTPServer(apiHandler, log)
 	adminSrv := newHTTPServer(adminHandler, log)
-	serveErr := make(chan error, 2)
+	serveErr := make(chan error, 3)
 	go func() { serveErr <- apiSrv.Serve(apiLn) }()
 	go func() { serveErr <- adminSrv.Serve(adminLn) }()
+	var keysSrv *http.Server
+	if keysLn != nil {
+		keysSrv = newHTTPServer(server.NewKeys(s.keys, metrics, log), log)
+		go func() { serveErr <- keysSrv.Serve(keysLn) }()
+	}
 
 	var runErr error
 	select {
@@ -242,7 +320,11 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 	apiDone := make(chan error, 1)
 	go func() { apiDone <- apiSrv.Shutdown(shutdownCtx) }()
 	adminErr := adminSrv.Shutdown(shutdownCtx)
-	if err := errors.Join(<-apiDone, adminErr); err != nil {
+	var keysErr error
+	if keysSrv != nil {
+		keysErr = keysSrv.Shutdown(shutdownCtx)
+	}
+	if err := errors.Join(<-apiDone, adminErr, keysErr); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	if runErr != nil && !errors.Is(runErr, http.ErrServerClosed) {
@@ -302,6 +384,43 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 		MaxHeaderBytes:    maxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// watchKeys reloads the key folder when it changes on disk and on SIGHUP.
+// A failed reload is logged and counted; the keys in use stay, and so does
+// readiness.
+func (s *service) watchKeys(ctx context.Context, hup <-chan os.Signal, log *slog.Logger, metrics *server.Metrics) {
+	force := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				select {
+				case force <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	s.keys.Watch(ctx, s.cfg.KeysPollInterval, force, func(err error) {
+		metrics.KeyReloaded(err)
+		if err != nil {
+			log.Error("signing keys not reloaded; the keys in use stay", "keys_dir", s.cfg.KeysDir, "error", err.Error())
+			return
+		}
+		snap := s.keys.Snapshot()
+		log.Info("signing keys reloaded", "keys_dir", s.cfg.KeysDir, "kid", snap.ActiveKID, "published", len(snap.Keys))
+	})
+}
+
+func kidOf(s jitsi.Signer) string {
+	if s == nil {
+		return ""
+	}
+	return s.KeyID()
 }
 
 func algOf(s jitsi.Signer) string {

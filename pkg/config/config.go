@@ -28,8 +28,11 @@ type env struct {
 	AppID             string `envconfig:"JITSI_APP_ID" desc:"iss claim: Prosody's app_id (JWT_APP_ID); required when signing"`
 	APIKey            string `envconfig:"JITSI_API_KEY" desc:"HMAC secret shared with Prosody (app_secret, JWT_APP_SECRET), at least 32 bytes; unset for unsigned links"`
 	APIKeyFile        string `envconfig:"JITSI_API_KEY_FILE" desc:"file holding JITSI_API_KEY (a trailing newline is ignored); exclusive with JITSI_API_KEY"`
-	SigningAlg        string `envconfig:"JITSI_SIGNING_ALG" default:"HS256" desc:"JWS algorithm: HS256, HS384 or HS512; must match Prosody (JWT_SIGN_TYPE)"`
-	KeyID             string `envconfig:"JITSI_KEY_ID" desc:"kid header to write; empty writes none"`
+	SigningAlg        string `envconfig:"JITSI_SIGNING_ALG" default:"HS256" desc:"JWS algorithm: HS256, HS384 or HS512 (JITSI_API_KEY), or RS256, RS384 or RS512 (JITSI_KEYS_DIR); must match Prosody (JWT_SIGN_TYPE)"`
+	KeyID             string `envconfig:"JITSI_KEY_ID" desc:"kid header to write with an HMAC secret; empty writes none"`
+	KeysDir           string `envconfig:"JITSI_KEYS_DIR" desc:"folder of PEM RSA private keys for RS*: <name>.pem has kid <name>; a file named active names the signing key when there are several"`
+	KeysPoll          string `envconfig:"JITSI_KEYS_POLL_INTERVAL" default:"5s" desc:"how often JITSI_KEYS_DIR is checked for changes (Go duration); SIGHUP reloads at once"`
+	Mode              string `envconfig:"JITSI_MODE" default:"self-hosted" desc:"self-hosted, or jaas for 8x8 JaaS (RS256, JITSI_APP_ID the vpaas-magic-cookie-… AppID)"`
 	Audience          string `envconfig:"JITSI_AUDIENCE" default:"jitsi" desc:"aud claim; must be one of Prosody's accepted audiences"`
 	Subject           string `envconfig:"JITSI_SUBJECT" desc:"sub claim for links without a tenant; default: the host of JITSI_BASE_URL"`
 	TokenTTL          string `envconfig:"JITSI_TOKEN_TTL" default:"24h" desc:"token lifetime when a request names none (Go duration)"`
@@ -40,6 +43,7 @@ type env struct {
 	TokenPlacement    string `envconfig:"JITSI_TOKEN_PLACEMENT" default:"query" desc:"where the link carries the token: query (?jwt=) or fragment (#jwt=, newer clients)"`
 	Addr              string `envconfig:"SIGNER_ADDR" default:"127.0.0.1:8080" desc:"API listener (host:port)"`
 	AdminAddr         string `envconfig:"SIGNER_ADMIN_ADDR" default:"127.0.0.1:9090" desc:"admin listener for /healthz, /readyz and /metrics (host:port)"`
+	KeysAddr          string `envconfig:"SIGNER_KEYS_ADDR" desc:"listener for /keys/ and /.well-known/jwks.json alone (host:port); unset serves them on SIGNER_ADDR"`
 	CallersFile       string `envconfig:"SIGNER_CALLERS_FILE" desc:"JSON or YAML file of callers and the SHA-256 of their API keys; unset allows anonymous calls on loopback only"`
 	AllowAnonymous    string `envconfig:"SIGNER_INSECURE_ALLOW_ANONYMOUS" default:"false" desc:"allow unauthenticated calls on a non-loopback SIGNER_ADDR when no callers file is set"`
 	RateLimit         string `envconfig:"SIGNER_RATE_LIMIT" default:"50" desc:"requests per second each caller may make, unless its policy says otherwise; 0 for unlimited"`
@@ -55,9 +59,13 @@ type Config struct {
 	BaseURL string
 	AppID   string
 	// Secret is the HMAC signing secret; empty means unsigned links.
-	Secret            Secret
-	SigningAlg        string
-	KeyID             string
+	Secret     Secret
+	SigningAlg string
+	KeyID      string
+	// KeysDir is the folder of RSA private keys; set for RS* algorithms.
+	KeysDir           string
+	KeysPollInterval  time.Duration
+	Mode              jitsi.Mode
 	Audience          string
 	Subject           string
 	TokenTTL          time.Duration
@@ -68,6 +76,7 @@ type Config struct {
 	TokenPlacement    jitsi.TokenPlacement
 	Addr              string
 	AdminAddr         string
+	KeysAddr          string
 	CallersFile       string
 	AllowAnonymous    bool
 	RateLimit         float64
@@ -87,7 +96,16 @@ const (
 )
 
 // Signed reports whether links are signed.
-func (c *Config) Signed() bool { return len(c.Secret) > 0 }
+func (c *Config) Signed() bool { return len(c.Secret) > 0 || c.KeysDir != "" }
+
+// KIDPrefix is what comes before a key file's name in its kid: the AppID
+// and a slash in JaaS mode, nothing otherwise.
+func (c *Config) KIDPrefix() string {
+	if c.Mode == jitsi.ModeJaaS {
+		return c.AppID + "/"
+	}
+	return ""
+}
 
 // CallerDefaults returns the service-wide limits caller policies fall
 // back to.
@@ -98,6 +116,7 @@ func (c *Config) CallerDefaults() caller.Defaults {
 // IssuerConfig returns the part of the configuration a jitsi.Issuer needs.
 func (c *Config) IssuerConfig() jitsi.Config {
 	return jitsi.Config{
+		Mode:              c.Mode,
 		BaseURL:           c.BaseURL,
 		AppID:             c.AppID,
 		Audience:          c.Audience,
@@ -127,6 +146,8 @@ func Load() (*Config, error) {
 		KeyID:             e.KeyID,
 		Audience:          e.Audience,
 		CallersFile:       e.CallersFile,
+		KeysDir:           e.KeysDir,
+		KeysPollInterval:  p.duration("JITSI_KEYS_POLL_INTERVAL", e.KeysPoll, time.Second, 10*time.Minute),
 		Addr:              p.addr("SIGNER_ADDR", e.Addr),
 		AdminAddr:         p.addr("SIGNER_ADMIN_ADDR", e.AdminAddr),
 		TokenTTL:          p.duration("JITSI_TOKEN_TTL", e.TokenTTL, jitsi.MinTTL, MaxTokenTTL),
@@ -151,22 +172,74 @@ func Load() (*Config, error) {
 		c.Subject = e.Subject
 	}
 
-	switch e.SigningAlg {
-	case "HS256", "HS384", "HS512":
-		c.SigningAlg = e.SigningAlg
+	if e.KeysAddr != "" {
+		c.KeysAddr = p.addr("SIGNER_KEYS_ADDR", e.KeysAddr)
+	}
+	switch e.Mode {
+	case "self-hosted":
+		c.Mode = jitsi.ModeSelfHosted
+	case "jaas":
+		c.Mode = jitsi.ModeJaaS
 	default:
-		p.add("JITSI_SIGNING_ALG", "%q is not supported; use HS256, HS384 or HS512", e.SigningAlg)
+		p.add("JITSI_MODE", "%q must be self-hosted or jaas", e.Mode)
 	}
 
-	c.Secret = p.secret(e.APIKey, e.APIKeyFile)
-	if e.APIKey != "" || e.APIKeyFile != "" {
+	rsa := jitsi.IsRSAAlgorithm(e.SigningAlg)
+	switch {
+	case jitsi.IsHMACAlgorithm(e.SigningAlg), rsa:
+		c.SigningAlg = e.SigningAlg
+	default:
+		p.add("JITSI_SIGNING_ALG", "%q is not supported; use HS256, HS384, HS512, RS256, RS384 or RS512", e.SigningAlg)
+	}
+
+	if rsa {
+		// RSA keys sign; an HMAC secret has no place.
+		if e.KeysDir == "" {
+			p.add("JITSI_KEYS_DIR", "is required when JITSI_SIGNING_ALG is %s (the folder of PEM private keys)", e.SigningAlg)
+		}
+		if e.APIKey != "" {
+			p.add("JITSI_API_KEY", "is set but JITSI_SIGNING_ALG %s signs with the keys in JITSI_KEYS_DIR; unset it", e.SigningAlg)
+		}
+		if e.APIKeyFile != "" {
+			p.add("JITSI_API_KEY_FILE", "is set but JITSI_SIGNING_ALG %s signs with the keys in JITSI_KEYS_DIR; unset it", e.SigningAlg)
+		}
+		if e.KeyID != "" {
+			p.add("JITSI_KEY_ID", "is set but with JITSI_SIGNING_ALG %s each key's kid is its file name in JITSI_KEYS_DIR; unset it", e.SigningAlg)
+		}
+		if e.AppID == "" {
+			p.add("JITSI_APP_ID", "is required when JITSI_SIGNING_ALG is %s (it is the iss claim Prosody checks)", e.SigningAlg)
+		}
+	} else if c.SigningAlg != "" {
+		if e.KeysDir != "" {
+			p.add("JITSI_KEYS_DIR", "is set but JITSI_SIGNING_ALG %s signs with JITSI_API_KEY; set JITSI_SIGNING_ALG to RS256, RS384 or RS512, or unset JITSI_KEYS_DIR", e.SigningAlg)
+		}
+		c.Secret = p.secret(e.APIKey, e.APIKeyFile)
+	}
+	if e.KeysAddr != "" && !rsa {
+		p.add("SIGNER_KEYS_ADDR", "is set but JITSI_SIGNING_ALG %s publishes no keys; unset it", e.SigningAlg)
+	}
+	if c.Mode == jitsi.ModeJaaS {
+		if e.SigningAlg != "RS256" {
+			p.add("JITSI_SIGNING_ALG", "must be RS256 when JITSI_MODE is jaas (8x8 JaaS verifies RS256 only)")
+		}
+		if e.AppID != "" && !jitsi.ValidJaaSAppID(e.AppID) {
+			p.add("JITSI_APP_ID", "%q is not an 8x8 JaaS AppID: it looks like vpaas-magic-cookie-<32 hex digits> (JaaS console, API keys)", truncate(e.AppID))
+		}
+		if _, set := os.LookupEnv("JITSI_BASE_URL"); !set {
+			c.BaseURL = jitsi.JaaSBaseURL
+		} else if c.BaseURL != "" && c.BaseURL != jitsi.JaaSBaseURL {
+			p.add("JITSI_BASE_URL", "is %s but JaaS meetings are at %s; unset it", c.BaseURL, jitsi.JaaSBaseURL)
+		}
+	}
+
+	if !rsa && (e.APIKey != "" || e.APIKeyFile != "") {
 		if e.AppID == "" {
 			p.add("JITSI_APP_ID", "is required when JITSI_API_KEY is set (it is the iss claim Prosody checks)")
 		}
 		if e.Audience == "" {
 			p.add("JITSI_AUDIENCE", "must not be empty when signing")
 		}
-	} else if e.AppID != "" && e.APIKey == "" && e.APIKeyFile == "" {
+	} else if !rsa && e.AppID != "" && e.APIKey == "" && e.APIKeyFile == "" {
 		p.add("JITSI_APP_ID", "is set but no signing secret is: set JITSI_API_KEY or JITSI_API_KEY_FILE, or unset JITSI_APP_ID for unsigned links")
 	}
 	if c.TokenTTL > c.TokenMaxTTL && c.TokenMaxTTL > 0 {
@@ -195,10 +268,21 @@ func Load() (*Config, error) {
 	if c.Addr != "" && c.Addr == c.AdminAddr && !strings.HasSuffix(c.Addr, ":0") {
 		p.add("SIGNER_ADMIN_ADDR", "must differ from SIGNER_ADDR (%s)", c.Addr)
 	}
+	if c.KeysAddr != "" && (c.KeysAddr == c.Addr || c.KeysAddr == c.AdminAddr) && !strings.HasSuffix(c.KeysAddr, ":0") {
+		p.add("SIGNER_KEYS_ADDR", "must differ from SIGNER_ADDR and SIGNER_ADMIN_ADDR (%s)", c.KeysAddr)
+	}
 	if e.CallersFile == "" && !c.AllowAnonymous && c.Addr != "" && !IsLoopback(c.Addr) {
 		p.add("SIGNER_CALLERS_FILE", "is not set and SIGNER_ADDR %s is not a loopback address: anonymous callers are allowed on loopback only; set SIGNER_CALLERS_FILE, or SIGNER_INSECURE_ALLOW_ANONYMOUS=true to accept the risk", c.Addr)
 	}
 	return c, p.err()
+}
+
+// truncate shortens a value quoted in a message.
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // IsLoopback reports whether a host:port address listens on loopback only.

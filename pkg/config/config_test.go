@@ -23,7 +23,7 @@ var allVars = []string{
 	"JITSI_MODERATOR_CLAIM", "JITSI_TOP_LEVEL_MODERATOR", "JITSI_TOKEN_PLACEMENT", "SIGNER_ADDR", "SIGNER_ADMIN_ADDR",
 	"SIGNER_CALLERS_FILE", "SIGNER_INSECURE_ALLOW_ANONYMOUS", "SIGNER_RATE_LIMIT", "SIGNER_RATE_BURST",
 	"SIGNER_RELOAD_INTERVAL", "SIGNER_SHUTDOWN_TIMEOUT", "SIGNER_SHUTDOWN_DELAY",
-	"SIGNER_LOG_LEVEL",
+	"SIGNER_LOG_LEVEL", "JITSI_KEYS_DIR", "JITSI_KEYS_POLL_INTERVAL", "JITSI_MODE", "SIGNER_KEYS_ADDR",
 }
 
 func setEnv(t *testing.T, env map[string]string) {
@@ -45,7 +45,7 @@ func TestLoadDefaults(t *testing.T) {
 	}
 	want := Config{
 		BaseURL: "https://meet.jit.si", SigningAlg: "HS256", Audience: "jitsi", Subject: "meet.jit.si",
-		TokenTTL: 24 * time.Hour, TokenMaxTTL: 24 * time.Hour, ClockSkew: 30 * time.Second,
+		TokenTTL: 24 * time.Hour, TokenMaxTTL: 24 * time.Hour, ClockSkew: 30 * time.Second, KeysPollInterval: 5 * time.Second,
 		ModeratorForm: jitsi.ModeratorString, TokenPlacement: jitsi.TokenInQuery,
 		Addr: "127.0.0.1:8080", AdminAddr: "127.0.0.1:9090",
 		RateLimit: 50, RateBurst: 100, ReloadInterval: 5 * time.Second,
@@ -75,6 +75,44 @@ func TestLoadSigned(t *testing.T) {
 		c.TokenPlacement != jitsi.TokenInFragment || c.TokenTTL != 2*time.Hour || c.TokenMaxTTL != 48*time.Hour ||
 		!c.AllowAnonymous || c.LogLevel != slog.LevelDebug {
 		t.Errorf("Load() = %+v", c)
+	}
+}
+
+func TestLoadRSAAndJaaS(t *testing.T) {
+	const app = "vpaas-magic-cookie-1fc542a3e4414a44b2611668195e2bfe"
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{
+			name: "self-hosted RS256 with a keys listener",
+			env: map[string]string{"JITSI_SIGNING_ALG": "RS256", "JITSI_KEYS_DIR": "/keys", "JITSI_APP_ID": "app",
+				"SIGNER_KEYS_ADDR": "0.0.0.0:8443", "JITSI_KEYS_POLL_INTERVAL": "30s"},
+			want: "RS256 /keys 30s 0 0.0.0.0:8443 https://meet.jit.si  signed",
+		},
+		{
+			name: "jaas",
+			env:  map[string]string{"JITSI_MODE": "jaas", "JITSI_SIGNING_ALG": "RS256", "JITSI_KEYS_DIR": "/keys", "JITSI_APP_ID": app},
+			want: "RS256 /keys 5s 1  https://8x8.vc " + app + "/ signed",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			setEnv(t, tt.env)
+			c, err := Load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			signed := "unsigned"
+			if c.Signed() {
+				signed = "signed"
+			}
+			got := fmt.Sprintf("%s %s %s %d %s %s %s %s", c.SigningAlg, c.KeysDir, c.KeysPollInterval, c.Mode, c.KeysAddr, c.BaseURL, c.KIDPrefix(), signed)
+			if got != tt.want {
+				t.Errorf("Load() = %s; want %s", got, tt.want)
+			}
+		})
 	}
 }
 
@@ -147,7 +185,7 @@ func TestLoadErrors(t *testing.T) {
 		{
 			name: "every bad variable at once",
 			env: map[string]string{
-				"JITSI_BASE_URL": "meet.example.com", "JITSI_SIGNING_ALG": "RS256", "JITSI_TOKEN_TTL": "1 day",
+				"JITSI_BASE_URL": "meet.example.com", "JITSI_SIGNING_ALG": "ES256", "JITSI_TOKEN_TTL": "1 day",
 				"JITSI_TOKEN_MAX_TTL": "10s", "JITSI_CLOCK_SKEW": "1h", "JITSI_MODERATOR_CLAIM": "yes",
 				"JITSI_TOP_LEVEL_MODERATOR": "maybe", "JITSI_TOKEN_PLACEMENT": "header", "SIGNER_ADDR": "8080",
 				"SIGNER_ADMIN_ADDR": "example.com:9090", "SIGNER_SHUTDOWN_TIMEOUT": "0s", "SIGNER_SHUTDOWN_DELAY": "-1s",
@@ -168,10 +206,63 @@ func TestLoadErrors(t *testing.T) {
 				`JITSI_TOP_LEVEL_MODERATOR "maybe" must be true or false`,
 				`SIGNER_INSECURE_ALLOW_ANONYMOUS "sure" must be true or false`,
 				`JITSI_BASE_URL base URL "meet.example.com" must start with https:// or http://`,
-				`JITSI_SIGNING_ALG "RS256" is not supported; use HS256, HS384 or HS512`,
+				`JITSI_SIGNING_ALG "ES256" is not supported; use HS256, HS384, HS512, RS256, RS384 or RS512`,
 				`JITSI_MODERATOR_CLAIM "yes" must be string or bool`,
 				`JITSI_TOKEN_PLACEMENT "header" must be query or fragment`,
 				`SIGNER_LOG_LEVEL "loud" must be debug, info, warn or error`,
+			},
+		},
+		{
+			name: "RS256 without a key folder or app id",
+			env:  map[string]string{"JITSI_SIGNING_ALG": "RS256"},
+			want: []string{
+				"JITSI_KEYS_DIR is required when JITSI_SIGNING_ALG is RS256 (the folder of PEM private keys)",
+				"JITSI_APP_ID is required when JITSI_SIGNING_ALG is RS256 (it is the iss claim Prosody checks)",
+			},
+		},
+		{
+			name: "RS384 with an HMAC secret and key id",
+			env: map[string]string{"JITSI_SIGNING_ALG": "RS384", "JITSI_KEYS_DIR": "/keys", "JITSI_APP_ID": "app",
+				"JITSI_API_KEY": goodSecret, "JITSI_API_KEY_FILE": "/secret", "JITSI_KEY_ID": "k1"},
+			want: []string{
+				"JITSI_API_KEY is set but JITSI_SIGNING_ALG RS384 signs with the keys in JITSI_KEYS_DIR; unset it",
+				"JITSI_API_KEY_FILE is set but JITSI_SIGNING_ALG RS384 signs with the keys in JITSI_KEYS_DIR; unset it",
+				"JITSI_KEY_ID is set but with JITSI_SIGNING_ALG RS384 each key's kid is its file name in JITSI_KEYS_DIR; unset it",
+			},
+		},
+		{
+			name: "HS256 with a key folder and keys listener",
+			env: map[string]string{"JITSI_KEYS_DIR": "/keys", "JITSI_APP_ID": "app", "JITSI_API_KEY": goodSecret,
+				"SIGNER_KEYS_ADDR": "127.0.0.1:8081"},
+			want: []string{
+				"JITSI_KEYS_DIR is set but JITSI_SIGNING_ALG HS256 signs with JITSI_API_KEY; set JITSI_SIGNING_ALG to RS256, RS384 or RS512, or unset JITSI_KEYS_DIR",
+				"SIGNER_KEYS_ADDR is set but JITSI_SIGNING_ALG HS256 publishes no keys; unset it",
+			},
+		},
+		{
+			name: "jaas with HS256, a bad app id and another host",
+			env: map[string]string{"JITSI_MODE": "jaas", "JITSI_APP_ID": "my-app", "JITSI_API_KEY": goodSecret,
+				"JITSI_BASE_URL": "https://meet.example.com"},
+			want: []string{
+				"JITSI_SIGNING_ALG must be RS256 when JITSI_MODE is jaas (8x8 JaaS verifies RS256 only)",
+				`JITSI_APP_ID "my-app" is not an 8x8 JaaS AppID: it looks like vpaas-magic-cookie-<32 hex digits> (JaaS console, API keys)`,
+				"JITSI_BASE_URL is https://meet.example.com but JaaS meetings are at https://8x8.vc; unset it",
+			},
+		},
+		{
+			name: "jaas with RS512",
+			env: map[string]string{"JITSI_MODE": "jaas", "JITSI_SIGNING_ALG": "RS512", "JITSI_KEYS_DIR": "/keys",
+				"JITSI_APP_ID": "vpaas-magic-cookie-1fc542a3e4414a44b2611668195e2bfe"},
+			want: []string{"JITSI_SIGNING_ALG must be RS256 when JITSI_MODE is jaas (8x8 JaaS verifies RS256 only)"},
+		},
+		{
+			name: "bad mode, poll interval and keys listener",
+			env: map[string]string{"JITSI_MODE": "cloud", "JITSI_KEYS_POLL_INTERVAL": "1ms", "JITSI_SIGNING_ALG": "RS256",
+				"JITSI_KEYS_DIR": "/keys", "JITSI_APP_ID": "app", "SIGNER_KEYS_ADDR": "127.0.0.1:8080"},
+			want: []string{
+				"JITSI_KEYS_POLL_INTERVAL 1ms must be between 1s and 10m0s",
+				`JITSI_MODE "cloud" must be self-hosted or jaas`,
+				"SIGNER_KEYS_ADDR must differ from SIGNER_ADDR and SIGNER_ADMIN_ADDR (127.0.0.1:8080)",
 			},
 		},
 		{

@@ -32,6 +32,8 @@ type Claims struct {
 	// TopLevelModerator also writes a top-level boolean "moderator", which
 	// the third-party token_moderation Prosody plugin reads.
 	TopLevelModerator bool
+	// Features is context.features; it is left out when no feature is set.
+	Features Features
 }
 
 // UserClaims is context.user: who joins, and whether as moderator.
@@ -42,11 +44,15 @@ type UserClaims struct {
 	Avatar      string
 	Moderator   bool
 	Affiliation string
+	// LobbyBypass and SecurityBypass are written as booleans when true
+	// (the lobby_bypass and security_bypass Prosody plugins).
+	LobbyBypass    bool
+	SecurityBypass bool
 }
 
 // AppendJSON appends the claims as a JSON object to dst. The field order is
 // fixed, exp, nbf and iat are numbers, and optional user fields are left out
-// when empty.
+// when empty. Features follow in a fixed order.
 func (c *Claims) AppendJSON(dst []byte) []byte {
 	dst = append(dst, `{"aud":`...)
 	dst = appendJSONString(dst, c.Audience)
@@ -90,7 +96,18 @@ func (c *Claims) AppendJSON(dst []byte) []byte {
 	}
 	dst = append(dst, `,"affiliation":`...)
 	dst = appendJSONString(dst, c.User.Affiliation)
-	dst = append(dst, `}}`...)
+	if c.User.LobbyBypass {
+		dst = append(dst, `,"lobby_bypass":true`...)
+	}
+	if c.User.SecurityBypass {
+		dst = append(dst, `,"security_bypass":true`...)
+	}
+	dst = append(dst, '}')
+	if !c.Features.IsZero() {
+		dst = append(dst, `,"features":`...)
+		dst = appendFeatures(dst, c.Features)
+	}
+	dst = append(dst, '}')
 	if c.TopLevelModerator {
 		dst = append(dst, `,"moderator":`...)
 		dst = strconv.AppendBool(dst, c.User.Moderator)

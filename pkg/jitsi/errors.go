@@ -12,6 +12,7 @@ const (
 	CodeInvalidTenant   Code = "invalid_tenant"
 	CodeRoomNotJoinable Code = "room_not_joinable"
 	CodeTTLOutOfRange   Code = "ttl_out_of_range"
+	CodeUnknownFeature  Code = "unknown_feature"
 )
 
 // InputError reports a link request that is well-formed but not acceptable:

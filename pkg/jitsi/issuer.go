@@ -60,6 +60,14 @@ type LinkRequest struct {
 	Role Role
 	// TTL is the token lifetime; zero selects the configured default.
 	TTL time.Duration
+	// Features are the context.features the request sets; the issuer's
+	// FeatureDefaults fill in what it leaves unset. Callers with a policy
+	// decide them before the request reaches the issuer.
+	Features Features
+	// LobbyBypass and SecurityBypass let the user past the lobby and the
+	// room password (context.user.lobby_bypass, security_bypass).
+	LobbyBypass    bool
+	SecurityBypass bool
 }
 
 // Link is an issued meeting link.
@@ -94,8 +102,46 @@ const (
 	TokenInFragment
 )
 
+// Mode selects the Jitsi deployment a token is for.
+type Mode int
+
+const (
+	// ModeSelfHosted signs for a Jitsi deployment of one's own.
+	ModeSelfHosted Mode = iota
+	// ModeJaaS signs for 8x8 Jitsi as a Service: iss "chat", aud "jitsi",
+	// sub the AppID, links https://8x8.vc/<AppID>/<room>, and
+	// context.features always present.
+	ModeJaaS
+)
+
+// JaaSBaseURL is where 8x8 JaaS meetings live.
+const JaaSBaseURL = "https://8x8.vc"
+
+// ValidJaaSAppID reports whether id has the form of an 8x8 JaaS AppID:
+// vpaas-magic-cookie- followed by 32 lowercase hexadecimal digits.
+func ValidJaaSAppID(id string) bool {
+	const prefix = "vpaas-magic-cookie-"
+	rest, ok := strings.CutPrefix(id, prefix)
+	if !ok || len(rest) != 32 {
+		return false
+	}
+	for i := 0; i < len(rest); i++ {
+		if c := rest[i]; !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // Config is what an Issuer needs besides its signer.
 type Config struct {
+	// Mode is ModeSelfHosted (the default) or ModeJaaS. In ModeJaaS, AppID
+	// is the JaaS AppID, and Audience, Subject and ModeratorForm are set by
+	// the mode.
+	Mode Mode
+	// FeatureDefaults fill in the features a request leaves unset. In
+	// ModeJaaS, JaaSFeatureDefaults fill in what these leave unset.
+	FeatureDefaults Features
 	// BaseURL is the Jitsi deployment, scheme and host only, for example
 	// https://meet.example.com.
 	BaseURL string
@@ -157,6 +203,20 @@ func NewIssuer(cfg Config, signer Signer) (*Issuer, error) {
 	}
 	if cfg.ClockSkew < 0 {
 		errs = append(errs, fmt.Errorf("jitsi: ClockSkew %s is negative", cfg.ClockSkew))
+	}
+	if cfg.Mode == ModeJaaS {
+		if !ValidJaaSAppID(cfg.AppID) {
+			errs = append(errs, fmt.Errorf("jitsi: AppID %q is not an 8x8 JaaS AppID (vpaas-magic-cookie-<32 hex digits>)", truncate(cfg.AppID)))
+		}
+		if signer == nil {
+			errs = append(errs, errors.New("jitsi: 8x8 JaaS needs signed links"))
+		} else if signer.Algorithm() != "RS256" {
+			errs = append(errs, fmt.Errorf("jitsi: 8x8 JaaS verifies RS256 only, not %s", signer.Algorithm()))
+		}
+		cfg.Audience = "jitsi"
+		cfg.Subject = cfg.AppID
+		cfg.ModeratorForm = ModeratorString
+		cfg.FeatureDefaults = cfg.FeatureDefaults.Over(JaaSFeatureDefaults)
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -244,6 +304,9 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 	}
 	room, tenant, ttl := g.Room, g.Tenant, g.TTL
 	moderator := g.Role == RoleModerator
+	if is.cfg.Mode == ModeJaaS {
+		tenant = is.cfg.AppID
+	}
 	var b strings.Builder
 	b.Grow(len(is.base) + len(tenant) + len(room) + 512)
 	b.WriteString(is.base)
@@ -267,6 +330,7 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 	claims := Claims{
 		Audience:  is.cfg.Audience,
 		Issuer:    is.cfg.AppID,
+		Features:  req.Features.Over(is.cfg.FeatureDefaults),
 		Subject:   is.cfg.Subject,
 		Room:      room,
 		ExpiresAt: now.Add(ttl).Unix(),
@@ -280,6 +344,9 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 			Avatar:      req.User.Avatar,
 			Moderator:   moderator,
 			Affiliation: affiliation(moderator),
+
+			LobbyBypass:    req.LobbyBypass,
+			SecurityBypass: req.SecurityBypass,
 		},
 		ModeratorForm:     is.cfg.ModeratorForm,
 		TopLevelModerator: is.cfg.TopLevelModerator,
@@ -287,8 +354,11 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 	if tenant != "" {
 		claims.Subject = tenant
 	}
+	if is.cfg.Mode == ModeJaaS {
+		claims.Issuer = "chat"
+	}
 	var scratch [1024]byte
-	token, err := is.signer.Sign(claims.AppendJSON(scratch[:0]))
+	token, kid, err := signKeyed(is.signer, claims.AppendJSON(scratch[:0]))
 	if err != nil {
 		return Link{}, err
 	}
@@ -304,7 +374,7 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 	link.TokenID = claims.ID
 	link.ExpiresAt = time.Unix(claims.ExpiresAt, 0).UTC()
 	link.Algorithm = is.signer.Algorithm()
-	link.KeyID = is.signer.KeyID()
+	link.KeyID = kid
 	return link, nil
 }
 
@@ -328,6 +398,9 @@ func (is *Issuer) check(req LinkRequest, authorized bool) (Grant, error) {
 	}
 	if err := CheckUser(req.User); err != nil {
 		return Grant{}, err
+	}
+	if is.cfg.Mode == ModeJaaS && req.Tenant != "" {
+		return Grant{}, inputErr("tenant", CodeInvalidTenant, "tenant is not used with 8x8 JaaS: links lead to /<AppID>/<room>")
 	}
 	var err error
 	if g.Tenant, err = Tenant(req.Tenant); err != nil {

@@ -24,6 +24,23 @@ type Signer interface {
 	Sign(claims []byte) (string, error)
 }
 
+// KeyedSigner is a Signer whose key can change between calls, such as a
+// rotating key set. SignKeyed reports the kid of the key that signed, which
+// KeyID, called separately, might not.
+type KeyedSigner interface {
+	Signer
+	SignKeyed(claims []byte) (token, kid string, err error)
+}
+
+// signKeyed signs with s and reports the kid of the key that signed.
+func signKeyed(s Signer, claims []byte) (string, string, error) {
+	if ks, ok := s.(KeyedSigner); ok {
+		return ks.SignKeyed(claims)
+	}
+	token, err := s.Sign(claims)
+	return token, s.KeyID(), err
+}
+
 // MinSecretBytes is the shortest HMAC secret accepted: RFC 7518 requires a
 // key at least as long as the hash output, 32 bytes for HS256.
 const MinSecretBytes = 32

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -28,6 +29,10 @@ type linkRequest struct {
 	User       *userRequest `json:"user"`
 	Role       string       `json:"role"`
 	TTLSeconds *int64       `json:"ttl_seconds"`
+	// Features are context.features; only keys Jitsi knows are accepted.
+	Features       map[string]json.RawMessage `json:"features"`
+	LobbyBypass    bool                       `json:"lobby_bypass"`
+	SecurityBypass bool                       `json:"security_bypass"`
 }
 
 type userRequest struct {
@@ -215,7 +220,36 @@ func decodeLinkRequest(w http.ResponseWriter, r *http.Request, maxTTL time.Durat
 	if aerr := decodeJSON(body, &req); aerr != nil {
 		return jitsi.LinkRequest{}, aerr
 	}
-	out := jitsi.LinkRequest{Room: req.Room, Tenant: req.Tenant, Role: jitsi.Role(req.Role)}
+	out := jitsi.LinkRequest{Room: req.Room, Tenant: req.Tenant, Role: jitsi.Role(req.Role),
+		LobbyBypass: req.LobbyBypass, SecurityBypass: req.SecurityBypass}
+	if len(req.Features) > 0 {
+		// Set the features in sorted order, so that the unknown key
+		// reported is the same whatever the order in the body.
+		names := make([]string, 0, len(req.Features))
+		for name := range req.Features {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		for _, name := range names {
+			var on bool
+			switch string(req.Features[name]) {
+			case "true":
+				on = true
+			case "false":
+			default:
+				if _, known := jitsi.ParseFeature(name); known {
+					field := "features." + name
+					return jitsi.LinkRequest{}, &apiError{status: http.StatusUnprocessableEntity, code: CodeInvalidField, field: field,
+						detail: field + " must be a boolean"}
+				}
+			}
+			if err := out.Features.Set(name, on); err != nil {
+				var ie *jitsi.InputError
+				errors.As(err, &ie)
+				return jitsi.LinkRequest{}, &apiError{status: http.StatusUnprocessableEntity, code: string(ie.Code), field: ie.Field, detail: ie.Message}
+			}
+		}
+	}
 	if req.User != nil {
 		out.User = jitsi.User{ID: req.User.ID, Name: req.User.Name, Email: req.User.Email, Avatar: req.User.Avatar}
 	}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
@@ -22,6 +23,22 @@ type Metrics struct {
 	httpDuration    *prometheus.HistogramVec
 	callersReloads  *prometheus.CounterVec
 	callers         prometheus.Gauge
+	keyReloads      *prometheus.CounterVec
+	tokensSigned    *prometheus.CounterVec
+	keys            *keyCollector
+}
+
+// KeyState describes the signing keys for the key metrics.
+type KeyState struct {
+	// KID and Alg are the active key's; KID is "" for an HMAC secret
+	// without a configured key id.
+	KID string
+	Alg string
+	// ActiveSince is the modification time of the active key's file; zero
+	// when unknown (an HMAC secret), and the age is then not reported.
+	ActiveSince time.Time
+	// Published is how many public keys are served.
+	Published int
 }
 
 // BuildInfo describes the running binary.
@@ -72,6 +89,25 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	for _, outcome := range []string{"success", "failure"} {
 		m.callersReloads.WithLabelValues(outcome)
 	}
+	m.keyReloads = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jitsi_signer_key_reloads_total",
+		Help: "Reloads of the signing-key folder, by outcome (success or failure); a failure keeps the keys in use.",
+	}, []string{"outcome"})
+	m.keyReloads.WithLabelValues("success")
+	m.keyReloads.WithLabelValues("failure")
+	m.tokensSigned = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "jitsi_signer_tokens_signed_total",
+		Help: "Tokens signed, by key id (bounded by the keys in the key folder).",
+	}, []string{"kid"})
+	m.keys = &keyCollector{
+		info: prometheus.NewDesc("jitsi_signer_signing_key_info",
+			"Always 1; labels name the active signing key and its algorithm.", []string{"kid", "alg"}, nil),
+		age: prometheus.NewDesc("jitsi_signer_signing_key_age_seconds",
+			"Seconds since the active key's file was last modified.", nil, nil),
+		published: prometheus.NewDesc("jitsi_signer_published_keys",
+			"Public keys served at /keys/ and in the JWKS, retired ones included.", nil, nil),
+		now: time.Now,
+	}
 	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "jitsi_signer_build_info",
 		Help: "Always 1; labels describe the running binary.",
@@ -79,7 +115,7 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	buildInfo.WithLabelValues(build.Version, build.Revision, runtime.Version()).Set(1)
 
 	reg.MustRegister(m.linksIssued, m.rejected, m.authFailures, m.signingDuration,
-		m.httpRequests, m.httpDuration, m.callersReloads, m.callers, buildInfo,
+		m.httpRequests, m.httpDuration, m.callersReloads, m.callers, m.keyReloads, m.tokensSigned, m.keys, buildInfo,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -92,20 +128,79 @@ func (m *Metrics) ObserveCallersReload(outcome string, callers int) {
 	m.callers.Set(float64(callers))
 }
 
+// WatchKeys makes the key metrics report state, which is called at each
+// scrape.
+func (m *Metrics) WatchKeys(state func() KeyState) { m.keys.state.Store(&state) }
+
+// KeyReloaded counts a reload of the key folder by outcome.
+func (m *Metrics) KeyReloaded(err error) {
+	if err != nil {
+		m.keyReloads.WithLabelValues("failure").Inc()
+		return
+	}
+	m.keyReloads.WithLabelValues("success").Inc()
+}
+
+// keyCollector reports the signing-key gauges from a KeyState taken at
+// scrape time, so that a reload needs no bookkeeping.
+type keyCollector struct {
+	info, age, published *prometheus.Desc
+	state                atomic.Pointer[func() KeyState]
+	now                  func() time.Time
+}
+
+func (c *keyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.info
+	ch <- c.age
+	ch <- c.published
+}
+
+func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
+	f := c.state.Load()
+	if f == nil {
+		return
+	}
+	s := (*f)()
+	ch <- prometheus.MustNewConstMetric(c.info, prometheus.GaugeValue, 1, s.KID, s.Alg)
+	if !s.ActiveSince.IsZero() {
+		ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, c.now().Sub(s.ActiveSince).Seconds())
+	}
+	ch <- prometheus.MustNewConstMetric(c.published, prometheus.GaugeValue, float64(s.Published))
+}
+
 // InstrumentSigner returns a Signer that records each signature's duration
-// in jitsi_signer_signing_duration_seconds.
+// in jitsi_signer_signing_duration_seconds and counts it by key id in
+// jitsi_signer_tokens_signed_total.
 func (m *Metrics) InstrumentSigner(s jitsi.Signer) jitsi.Signer {
-	return &timedSigner{Signer: s, observe: m.signingDuration.WithLabelValues(s.Algorithm())}
+	return &timedSigner{Signer: s, observe: m.signingDuration.WithLabelValues(s.Algorithm()), signed: m.tokensSigned}
 }
 
 type timedSigner struct {
 	jitsi.Signer
 	observe prometheus.Observer
+	signed  *prometheus.CounterVec
 }
 
 func (t *timedSigner) Sign(claims []byte) (string, error) {
-	start := time.Now()
-	token, err := t.Signer.Sign(claims)
-	t.observe.Observe(time.Since(start).Seconds())
+	token, _, err := t.SignKeyed(claims)
 	return token, err
+}
+
+// SignKeyed implements jitsi.KeyedSigner, so that the key that signed is
+// counted even while keys rotate.
+func (t *timedSigner) SignKeyed(claims []byte) (string, string, error) {
+	start := time.Now()
+	var token, kid string
+	var err error
+	if ks, ok := t.Signer.(jitsi.KeyedSigner); ok {
+		token, kid, err = ks.SignKeyed(claims)
+	} else {
+		token, err = t.Signer.Sign(claims)
+		kid = t.Signer.KeyID()
+	}
+	t.observe.Observe(time.Since(start).Seconds())
+	if err == nil {
+		t.signed.WithLabelValues(kid).Inc()
+	}
+	return token, kid, err
 }

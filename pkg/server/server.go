@@ -29,6 +29,10 @@ type Options struct {
 	Logger    *slog.Logger
 	// Now is the clock for rate limits; nil means time.Now.
 	Now func() time.Time
+	// Keys, when set, are served on the API listener at /keys/ and
+	// /.well-known/jwks.json. Leave it nil to serve them elsewhere with
+	// NewKeys.
+	Keys PublicKeys
 }
 
 // api serves the signed-link endpoint.
@@ -38,7 +42,7 @@ type api struct {
 	anonymous *caller.Caller
 	now       func() time.Time
 	metrics   *Metrics
-	log     *slog.Logger
+	log       *slog.Logger
 	// alg labels issued links; "none" for unsigned ones.
 	alg    string
 	signed string
@@ -76,6 +80,26 @@ func NewAPI(o Options) http.Handler {
 			detail: fmt.Sprintf("method %s is not allowed here", sanitizeMethod(r.Method))})
 	})
 	r.Post("/v1/links", a.createLink)
+	if o.Keys != nil {
+		a.mountKeys(r, o.Keys)
+	}
+	return r
+}
+
+// NewKeys returns a router that serves only the public keys, for a
+// listener of its own that Prosody can reach while the API stays private.
+func NewKeys(ks PublicKeys, m *Metrics, log *slog.Logger) http.Handler {
+	a := &api{metrics: m, log: log}
+	r := chi.NewRouter()
+	r.Use(a.recoverer, a.instrument)
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, &apiError{status: http.StatusNotFound, code: CodeNotFound, detail: "no such endpoint; keys are served under /keys/ and at " + JWKSPath})
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, &apiError{status: http.StatusMethodNotAllowed, code: CodeMethodNotAllowed,
+			detail: fmt.Sprintf("method %s is not allowed here", sanitizeMethod(r.Method))})
+	})
+	a.mountKeys(r, ks)
 	return r
 }
 

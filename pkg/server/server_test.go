@@ -302,6 +302,11 @@ func TestHostileRequests(t *testing.T) {
 		{"ttl above the caller's maximum", request{body: `{"room":"chat-1","user":{"name":"Ann"},"ttl_seconds":7200}`, headers: authJSON(chatKey)}, 403, "forbidden_ttl", "ttl_seconds"},
 		{"wildcard room without permission", request{body: `{"room":"*","user":{"name":"Ann"}}`, headers: jsonCT}, 403, "forbidden_wildcard", "room"},
 		{"unknown path", request{path: "/v1/link", body: ok, headers: jsonCT}, 404, "not_found", ""},
+		{"unknown feature", request{body: `{"room":"r","user":{"name":"Ann"},"features":{"recording":true,"teleport":true}}`, headers: jsonCT}, 422, "unknown_feature", "features.teleport"},
+		{"feature in another case", request{body: `{"room":"r","user":{"name":"Ann"},"features":{"Recording":true}}`, headers: jsonCT}, 422, "unknown_feature", "features.Recording"},
+		{"feature as a string", request{body: `{"room":"r","user":{"name":"Ann"},"features":{"recording":"true"}}`, headers: jsonCT}, 422, "invalid_field", "features.recording"},
+		{"features an array", request{body: `{"room":"r","user":{"name":"Ann"},"features":["recording"]}`, headers: jsonCT}, 422, "invalid_field", "features"},
+		{"lobby_bypass a string", request{body: `{"room":"r","user":{"name":"Ann"},"lobby_bypass":"yes"}`, headers: jsonCT}, 422, "invalid_field", "lobby_bypass"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -542,6 +547,7 @@ func FuzzDecodeLinkRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"room":"r","user":{"name":"Ann"}}`, `{"room":"r","ttl_seconds":1e400}`, `{"user":null}`, `[]`, `{"room":"a","room":"b"}`,
 		"{\"room\":\"\xff\"}", `{"a":` + strings.Repeat("[", 10000), `{"ttl_seconds":-1}`, `null`,
+		`{"room":"r","user":{"name":"Ann"},"features":{"recording":true,"x":1},"lobby_bypass":true}`, `{"features":{"lobby":null}}`,
 	} {
 		f.Add(s)
 	}
