@@ -161,6 +161,46 @@ func TestAuthorize(t *testing.T) {
 	}
 }
 
+func TestAuthorizeFeaturesAndBypass(t *testing.T) {
+	s, err := Parse(file(callerEntry("booking", bookingKey, "\n    policy: {roles: [moderator], rooms: [\"*\"], features: {recording: false, lobby: true}, allow_lobby_bypass: true}")), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.Authenticate(bookingKey)
+	recording, _ := jitsi.ParseFeature("recording")
+	lobby, _ := jitsi.ParseFeature("lobby")
+	transcription, _ := jitsi.ParseFeature("transcription")
+
+	g := jitsi.Grant{Room: "r", Role: jitsi.RoleModerator, TTL: time.Hour, Features: jitsi.Features{}.With(recording, true), LobbyBypass: true}
+	if err := c.Authorize(&g); err != nil {
+		t.Fatalf("allowed feature and bypass refused: %v", err)
+	}
+	if on, set := g.Features.Lookup(lobby); !on || !set {
+		t.Error("the policy's default lobby=true was not applied to a feature the request left unset")
+	}
+	if on, _ := g.Features.Lookup(recording); !on {
+		t.Error("the request's recording=true was overridden by the policy default")
+	}
+	for name, g := range map[string]jitsi.Grant{
+		"feature not in the policy": {Room: "r", Role: jitsi.RoleModerator, TTL: time.Hour, Features: jitsi.Features{}.With(transcription, true)},
+		"security bypass":           {Room: "r", Role: jitsi.RoleModerator, TTL: time.Hour, SecurityBypass: true},
+	} {
+		var d *Denial
+		if err := c.Authorize(&g); !errors.As(err, &d) || (d.Code != CodeForbiddenFeature && d.Code != CodeForbiddenBypass) {
+			t.Errorf("%s: Authorize = %v; want a feature or bypass denial", name, err)
+		}
+	}
+	// Turning a feature off is always allowed.
+	g = jitsi.Grant{Room: "r", Role: jitsi.RoleModerator, TTL: time.Hour, Features: jitsi.Features{}.With(transcription, false)}
+	if err := c.Authorize(&g); err != nil {
+		t.Errorf("disabling a feature: %v", err)
+	}
+	if _, err := Parse(file(callerEntry("x", chatKey, "\n    policy: {roles: [moderator], rooms: [\"*\"], features: {teleport: true}}")), defaults); err == nil ||
+		!strings.Contains(err.Error(), `policy.features has "teleport"`) {
+		t.Errorf("unknown policy feature: %v", err)
+	}
+}
+
 func TestAnonymousNeverWildcard(t *testing.T) {
 	a := NewAnonymous(defaults)
 	if a.Name != AnonymousName {

@@ -18,6 +18,8 @@ const (
 	CodeForbiddenTenant   = "forbidden_tenant"
 	CodeForbiddenTTL      = "forbidden_ttl"
 	CodeForbiddenWildcard = "forbidden_wildcard"
+	CodeForbiddenFeature  = "forbidden_feature"
+	CodeForbiddenBypass   = "forbidden_bypass"
 )
 
 // Denial is a request refused by the caller's policy. Rule names the policy
@@ -58,12 +60,18 @@ type Policy struct {
 	maxTTL   time.Duration
 	wildcard bool
 	rate     Rate
+	// mayEnable are the features the caller may turn on; features are the
+	// defaults for those a request leaves unset.
+	mayEnable           uint64
+	features            jitsi.Features
+	lobbyBypass, secure bool
 }
 
 // OpenPolicy allows every role, room and tenant up to the service maximum,
 // but never a wildcard room. It is the anonymous caller's policy.
 func OpenPolicy(d Defaults) Policy {
-	return Policy{moderator: true, participant: true, rooms: []string{"*"}, tenants: []string{"*"}, maxTTL: d.MaxTTL, rate: d.Rate}
+	return Policy{moderator: true, participant: true, rooms: []string{"*"}, tenants: []string{"*"}, maxTTL: d.MaxTTL, rate: d.Rate,
+		mayEnable: ^uint64(0), lobbyBypass: true, secure: true}
 }
 
 // policySpec is a policy as the callers file writes it.
@@ -74,6 +82,10 @@ type policySpec struct {
 	MaxTTL            string    `json:"max_ttl"`
 	AllowWildcardRoom bool      `json:"allow_wildcard_room"`
 	RateLimit         *rateSpec `json:"rate_limit"`
+	// Features maps each feature the caller may turn on to its default.
+	Features            map[string]bool `json:"features"`
+	AllowLobbyBypass    bool            `json:"allow_lobby_bypass"`
+	AllowSecurityBypass bool            `json:"allow_security_bypass"`
 }
 
 type rateSpec struct {
@@ -90,7 +102,17 @@ func parsePolicy(where string, spec *policySpec, d Defaults) (Policy, []error) {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{where}, args...)...))
 	}
-	p := Policy{maxTTL: d.MaxTTL, wildcard: spec.AllowWildcardRoom, rate: d.Rate}
+	p := Policy{maxTTL: d.MaxTTL, wildcard: spec.AllowWildcardRoom, rate: d.Rate,
+		lobbyBypass: spec.AllowLobbyBypass, secure: spec.AllowSecurityBypass}
+	for name, on := range spec.Features {
+		ft, ok := jitsi.ParseFeature(name)
+		if !ok {
+			bad("policy.features has %q, which is not a Jitsi feature (%s)", name, strings.Join(jitsi.FeatureNames(), ", "))
+			continue
+		}
+		p.mayEnable |= 1 << ft
+		p.features = p.features.With(ft, on)
+	}
 	if len(spec.Roles) == 0 {
 		bad("policy.roles must list moderator, participant or both")
 	}
@@ -192,6 +214,21 @@ func (p *Policy) authorize(name string, g *jitsi.Grant) error {
 		return &Denial{Code: CodeForbiddenRoom, Field: "room", Rule: "policy.rooms",
 			Message: fmt.Sprintf("caller %s may not request room %q (policy.rooms)", name, g.Room)}
 	}
+	if g.LobbyBypass && !p.lobbyBypass {
+		return &Denial{Code: CodeForbiddenBypass, Field: "lobby_bypass", Rule: "policy.allow_lobby_bypass",
+			Message: fmt.Sprintf("caller %s may not let users bypass the lobby (policy.allow_lobby_bypass)", name)}
+	}
+	if g.SecurityBypass && !p.secure {
+		return &Denial{Code: CodeForbiddenBypass, Field: "security_bypass", Rule: "policy.allow_security_bypass",
+			Message: fmt.Sprintf("caller %s may not let users bypass room security (policy.allow_security_bypass)", name)}
+	}
+	for _, ft := range g.Features.Enabled() {
+		if p.mayEnable&(1<<ft) == 0 {
+			return &Denial{Code: CodeForbiddenFeature, Field: "features." + ft.String(), Rule: "policy.features",
+				Message: fmt.Sprintf("caller %s may not enable feature %s (policy.features)", name, ft)}
+		}
+	}
+	g.Features = g.Features.Over(p.features)
 	if g.TTL > p.maxTTL {
 		if g.TTLRequested {
 			return &Denial{Code: CodeForbiddenTTL, Field: "ttl_seconds", Rule: "policy.max_ttl",

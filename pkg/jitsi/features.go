@@ -88,6 +88,17 @@ func (f Features) Lookup(ft Feature) (on, set bool) {
 	return f.on&bit != 0, f.set&bit != 0
 }
 
+// Enabled returns the features f enables, in token order.
+func (f Features) Enabled() []Feature {
+	var out []Feature
+	for ft := Feature(0); int(ft) < len(featureNames); ft++ {
+		if on, set := f.Lookup(ft); set && on {
+			out = append(out, ft)
+		}
+	}
+	return out
+}
+
 // IsZero reports whether no feature is set.
 func (f Features) IsZero() bool { return f.set == 0 }
 

@@ -270,6 +270,12 @@ type Grant struct {
 	TTLRequested bool
 	// WildcardRoom is set for a token valid in every room (room "*").
 	WildcardRoom bool
+	// Features are the context.features the request sets; an Authorizer
+	// may fill in defaults for those it leaves unset.
+	Features Features
+	// LobbyBypass and SecurityBypass are the request's.
+	LobbyBypass    bool
+	SecurityBypass bool
 }
 
 // Authorizer decides whether a caller may have a grant, before anything is
@@ -330,7 +336,7 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 	claims := Claims{
 		Audience:  is.cfg.Audience,
 		Issuer:    is.cfg.AppID,
-		Features:  req.Features.Over(is.cfg.FeatureDefaults),
+		Features:  g.Features.Over(is.cfg.FeatureDefaults),
 		Subject:   is.cfg.Subject,
 		Room:      room,
 		ExpiresAt: now.Add(ttl).Unix(),
@@ -345,8 +351,8 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 			Moderator:   moderator,
 			Affiliation: affiliation(moderator),
 
-			LobbyBypass:    req.LobbyBypass,
-			SecurityBypass: req.SecurityBypass,
+			LobbyBypass:    g.LobbyBypass,
+			SecurityBypass: g.SecurityBypass,
 		},
 		ModeratorForm:     is.cfg.ModeratorForm,
 		TopLevelModerator: is.cfg.TopLevelModerator,
@@ -381,7 +387,8 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 // check validates req and derives the grant it asks for. A room "*" is
 // accepted only when an authorizer will rule on it.
 func (is *Issuer) check(req LinkRequest, authorized bool) (Grant, error) {
-	g := Grant{Role: RoleParticipant, TTL: req.TTL, TTLRequested: req.TTL != 0}
+	g := Grant{Role: RoleParticipant, TTL: req.TTL, TTLRequested: req.TTL != 0,
+		Features: req.Features, LobbyBypass: req.LobbyBypass, SecurityBypass: req.SecurityBypass}
 	switch req.Role {
 	case "", RoleParticipant:
 	case RoleModerator:

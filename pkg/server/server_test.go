@@ -300,6 +300,8 @@ func TestHostileRequests(t *testing.T) {
 		{"room outside the caller's patterns", request{body: `{"room":"booking-1","user":{"name":"Ann"}}`, headers: authJSON(chatKey)}, 403, "forbidden_room", "room"},
 		{"tenant the caller may not use", request{body: `{"room":"chat-1","tenant":"acme","user":{"name":"Ann"}}`, headers: authJSON(chatKey)}, 403, "forbidden_tenant", "tenant"},
 		{"ttl above the caller's maximum", request{body: `{"room":"chat-1","user":{"name":"Ann"},"ttl_seconds":7200}`, headers: authJSON(chatKey)}, 403, "forbidden_ttl", "ttl_seconds"},
+		{"feature the caller may not enable", request{body: `{"room":"chat-1","user":{"name":"Ann"},"features":{"recording":true}}`, headers: authJSON(chatKey)}, 403, "forbidden_feature", "features.recording"},
+		{"lobby bypass the caller may not grant", request{body: `{"room":"chat-1","user":{"name":"Ann"},"lobby_bypass":true}`, headers: authJSON(chatKey)}, 403, "forbidden_bypass", "lobby_bypass"},
 		{"wildcard room without permission", request{body: `{"room":"*","user":{"name":"Ann"}}`, headers: jsonCT}, 403, "forbidden_wildcard", "room"},
 		{"unknown path", request{path: "/v1/link", body: ok, headers: jsonCT}, 404, "not_found", ""},
 		{"unknown feature", request{body: `{"room":"r","user":{"name":"Ann"},"features":{"recording":true,"teleport":true}}`, headers: jsonCT}, 422, "unknown_feature", "features.teleport"},
