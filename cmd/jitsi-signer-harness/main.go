@@ -25,8 +25,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("jitsi-signer-harness", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	scenarios := fs.String("scenarios", "load,sigterm,reload,bad-config", "comma-separated scenarios to run")
-	duration := fs.Duration("duration", 20*time.Second, "how long the load and reload scenarios drive load")
+	scenarios := fs.String("scenarios", "load,sigterm,reload,bad-config", "comma-separated scenarios to run: load, sigterm, reload, bad-config, compare-hs256, compare-rs256")
+	rounds := fs.Int("rounds", 3, "rounds of the compare scenarios; each round runs every server once")
+	duration := fs.Duration("duration", 20*time.Second, "how long each load, reload and compare scenario drives load")
 	workers := fs.Int("workers", 16, "concurrent connections")
 	bin := fs.String("bin", "", "jitsi-signer binary to test; empty builds one")
 	race := fs.Bool("race", false, "build the binary with the race detector")
@@ -48,6 +49,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	h := newHarness(*bin, dir, *workers, *duration, stdout)
 	h.serverCPU = *serverCPU
+	h.rounds = max(1, *rounds)
+	if strings.Contains(*scenarios, "compare") {
+		if h.refBin, err = buildReference(context.Background(), dir); err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+	}
 	fmt.Fprintf(stdout, "jitsi-signer harness: %d workers, %s per load scenario, %s %s/%s, %d CPUs\n",
 		*workers, *duration, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
 	failed := false
@@ -79,6 +87,10 @@ func (h *harness) run(name string) (result, bool) {
 		return h.scenarioReload(), true
 	case "bad-config":
 		return h.scenarioBadConfig(), true
+	case "compare-hs256":
+		return h.scenarioCompare("HS256"), true
+	case "compare-rs256":
+		return h.scenarioCompare("RS256"), true
 	}
 	return result{}, false
 }

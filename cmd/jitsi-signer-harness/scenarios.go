@@ -22,6 +22,8 @@ import (
 // harness runs scenarios against a built jitsi-signer binary.
 type harness struct {
 	bin      string
+	refBin   string
+	rounds   int
 	dir      string
 	workers  int
 	duration time.Duration
@@ -49,7 +51,7 @@ func (r *result) failf(format string, args ...any) {
 }
 
 func newHarness(bin, dir string, workers int, duration time.Duration, out io.Writer) *harness {
-	return &harness{bin: bin, dir: dir, workers: workers, duration: duration, out: out,
+	return &harness{bin: bin, dir: dir, workers: workers, duration: duration, out: out, rounds: 3,
 		secret: randomString(48), key: randomString(32)}
 }
 
