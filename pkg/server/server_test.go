@@ -85,6 +85,11 @@ func newTestAPI(t testing.TB, signed, anonymous bool) *testAPI {
 	}
 	logs := &syncBuffer{}
 	h := NewAPI(Options{Issuer: is, Callers: store, Metrics: m, Logger: slog.New(slog.NewJSONHandler(logs, nil))})
+	if t, ok := t.(*testing.T); ok {
+		// Every exchange of a test is checked against api/openapi.yaml;
+		// fuzz targets and benchmarks use the router alone.
+		h = validated(t, h)
+	}
 	return &testAPI{handler: h, reg: reg, metrics: m, logs: logs}
 }
 
@@ -382,7 +387,7 @@ func TestAdmin(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	NewMetrics(reg, BuildInfo{Version: "1.2.3", Revision: "abc"})
 	h := NewHealth(true)
-	admin := NewAdmin(h, reg)
+	admin := validated(t, NewAdmin(h, reg))
 	get := func(path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -408,7 +413,7 @@ func TestAdmin(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if unsigned := NewAdmin(NewHealth(false), reg); true {
+	if unsigned := validated(t, NewAdmin(NewHealth(false), reg)); true {
 		rec := httptest.NewRecorder()
 		unsigned.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		if rec.Code != 200 || rec.Body.String() != `{"status":"ready","signed":false}` {
@@ -464,7 +469,7 @@ func BenchmarkCreateLink(b *testing.B) {
 	}
 }
 
-func mustIssuer(b *testing.B) *jitsi.Issuer {
+func mustIssuer(b testing.TB) *jitsi.Issuer {
 	s, err := jitsi.NewHMACSigner("HS256", testSecret, "")
 	if err != nil {
 		b.Fatal(err)
