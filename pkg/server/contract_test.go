@@ -280,3 +280,17 @@ func linkReq(body string) *http.Request {
 	r.Header.Set("Authorization", "Bearer "+bookingKey)
 	return r
 }
+
+// TestEmptyOptionalFields: null or "" in an optional field reads as
+// absent, as the contract says.
+func TestEmptyOptionalFields(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	for _, body := range []string{
+		`{"room":"r","tenant":null,"role":null,"ttl_seconds":null,"user":{"name":"A","id":null,"email":null,"avatar":null}}`,
+		`{"room":"r","tenant":"","role":"","user":{"name":"A","id":"","email":"","avatar":""}}`,
+	} {
+		if rec := a.do(request{body: body}); rec.Code != http.StatusOK {
+			t.Errorf("POST %s = %d %s; want 200", body, rec.Code, rec.Body)
+		}
+	}
+}

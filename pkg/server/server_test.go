@@ -234,6 +234,8 @@ func TestCreateLinkRefusals(t *testing.T) {
 		{"invalid UTF-8", request{body: "{\"room\":\"r\xff\",\"user\":{\"name\":\"Ann\"}}", headers: json}, 400, "malformed_json", ""},
 		{"unknown field", request{body: `{"room":"r","user":{"name":"Ann"},"admin":true}`, headers: json}, 400, "unknown_field", "admin"},
 		{"unknown user field", request{body: `{"room":"r","user":{"name":"Ann","is_admin":true}}`, headers: json}, 400, "unknown_field", "is_admin"},
+		{"miscased field", request{body: `{"Room":"r","user":{"name":"Ann"}}`, headers: json}, 400, "unknown_field", "Room"},
+		{"miscased user field", request{body: `{"room":"r","user":{"NAME":"Ann"}}`, headers: json}, 400, "unknown_field", "NAME"},
 		{"room not a string", request{body: `{"room":5,"user":{"name":"Ann"}}`, headers: json}, 422, "invalid_field", "room"},
 		{"name not a string", request{body: `{"room":"r","user":{"name":["Ann"]}}`, headers: json}, 422, "invalid_field", "user.name"},
 		{"ttl a string", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":"7200"}`, headers: json}, 422, "invalid_field", "ttl_seconds"},
@@ -434,7 +436,9 @@ func FuzzDecodeLinkRequest(f *testing.F) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/links", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
-		a.handler.ServeHTTP(rec, req)
+		// The contract holds for every input: an answer it documents, and a
+		// refusal for every request it does not allow.
+		validated(t, a.handler).ServeHTTP(rec, req)
 		switch rec.Code {
 		case 200:
 			var resp linkResponse
