@@ -53,27 +53,25 @@ const (
 	maxHeaderBytes    = 16 << 10
 )
 
-// run parses the command line and runs the service until ctx ends.
-func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("jitsi-signer", flag.ContinueOnError)
+// runServe parses the service's flags and runs the service until ctx ends.
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("jitsi-signer serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	checkConfig := fs.Bool("check-config", false, "validate the configuration, print a summary and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: jitsi-signer [flags]\n\nServes signed Jitsi Meet links.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: jitsi-signer [serve] [flags]\n       jitsi-signer <command> [flags]\n\nServes signed Jitsi Meet links.\n\n")
+		fmt.Fprint(stderr, commandsHelp)
+		fmt.Fprintf(stderr, "\nFlags of serve:\n")
 		fs.PrintDefaults()
 		fmt.Fprintln(stderr)
 		_ = config.Usage(stderr)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return errUsage
+	if help, err := parseFlags(fs, args, stderr); help || err != nil {
+		return err
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "jitsi-signer: unexpected argument %q\n", fs.Arg(0))
-		fs.Usage()
+		fmt.Fprintf(stderr, "jitsi-signer: unknown command or argument %q (see jitsi-signer -h)\n", fs.Arg(0))
 		return errUsage
 	}
 	if *showVersion {

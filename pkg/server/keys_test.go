@@ -87,7 +87,7 @@ func newRSAAPI(t *testing.T) *rsaAPI {
 	}
 	logs := &syncBuffer{}
 	h := NewAPI(Options{Issuer: is, Metrics: m, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Keys: ks})
-	srv := httptest.NewServer(h)
+	srv := httptest.NewServer(validated(t, h))
 	t.Cleanup(srv.Close)
 	return &rsaAPI{srv: srv, ks: ks, dir: dir, reg: reg, metrics: m, logs: logs}
 }

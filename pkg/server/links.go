@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -308,7 +310,7 @@ func decodeJSON(body []byte, v any) *apiError {
 		if _, terr := dec.Token(); terr != io.EOF {
 			return malformed("request body holds data after the JSON object")
 		}
-		return nil
+		return exactFields(body, reflect.TypeOf(v))
 	}
 	var syn *json.SyntaxError
 	var typ *json.UnmarshalTypeError
@@ -386,6 +388,40 @@ func checkShape(body []byte) *apiError {
 			stack[top].expectKey = stack[top].object
 		}
 	}
+}
+
+// exactFields refuses object keys that name a field of t in another case
+// ("Room"), which encoding/json accepts: the API's field names are exact.
+func exactFields(raw []byte, t reflect.Type) *apiError {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(raw, &obj) != nil {
+		// null, or not an object: the decoder has judged it.
+		return nil
+	}
+	fields := make(map[string]reflect.Type, t.NumField())
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		fields[name] = f.Type
+	}
+	keys := slices.Sorted(maps.Keys(obj))
+	for _, k := range keys {
+		ft, ok := fields[k]
+		if !ok {
+			return &apiError{status: http.StatusBadRequest, code: CodeUnknownField, field: k,
+				detail: fmt.Sprintf("unknown field %q (field names are lowercase)", k)}
+		}
+		if err := exactFields(obj[k], ft); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jsonKind names a Go kind the way a JSON author thinks of it.

@@ -99,6 +99,11 @@ func newTestAPI(t testing.TB, signed, anonymous bool) *testAPI {
 	logs := &syncBuffer{}
 	h := NewAPI(Options{Issuer: is, Callers: store, Anonymous: caller.NewAnonymous(testDefaults), Metrics: m,
 		Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: func() time.Time { return testNow }})
+	if t, ok := t.(*testing.T); ok {
+		// Every exchange of a test is checked against api/openapi.yaml;
+		// fuzz targets and benchmarks use the router alone.
+		h = validated(t, h)
+	}
 	return &testAPI{handler: h, reg: reg, metrics: m, logs: logs}
 }
 
@@ -246,6 +251,8 @@ func TestHostileRequests(t *testing.T) {
 		{"invalid UTF-8", request{body: "{\"room\":\"r\xff\",\"user\":{\"name\":\"Ann\"}}", headers: jsonCT}, 400, "malformed_json", ""},
 		{"unknown field", request{body: `{"room":"r","user":{"name":"Ann"},"admin":true}`, headers: jsonCT}, 400, "unknown_field", "admin"},
 		{"unknown user field", request{body: `{"room":"r","user":{"name":"Ann","is_admin":true}}`, headers: jsonCT}, 400, "unknown_field", "is_admin"},
+		{"miscased field", request{body: `{"Room":"r","user":{"name":"Ann"}}`, headers: jsonCT}, 400, "unknown_field", "Room"},
+		{"miscased user field", request{body: `{"room":"r","user":{"NAME":"Ann"}}`, headers: jsonCT}, 400, "unknown_field", "NAME"},
 		{"room not a string", request{body: `{"room":5,"user":{"name":"Ann"}}`, headers: jsonCT}, 422, "invalid_field", "room"},
 		{"name not a string", request{body: `{"room":"r","user":{"name":["Ann"]}}`, headers: jsonCT}, 422, "invalid_field", "user.name"},
 		{"ttl a string", request{body: `{"room":"r","user":{"name":"Ann"},"ttl_seconds":"7200"}`, headers: jsonCT}, 422, "invalid_field", "ttl_seconds"},
@@ -510,7 +517,7 @@ func TestAdmin(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	NewMetrics(reg, BuildInfo{Version: "1.2.3", Revision: "abc"})
 	h := NewHealth(true)
-	admin := NewAdmin(h, reg)
+	admin := validated(t, NewAdmin(h, reg))
 	get := func(path string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		admin.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
@@ -536,7 +543,7 @@ func TestAdmin(t *testing.T) {
 			t.Errorf("/metrics lacks %q", want)
 		}
 	}
-	if unsigned := NewAdmin(NewHealth(false), reg); true {
+	if unsigned := validated(t, NewAdmin(NewHealth(false), reg)); true {
 		rec := httptest.NewRecorder()
 		unsigned.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 		if rec.Code != 200 || rec.Body.String() != `{"status":"ready","signed":false}` {
@@ -558,7 +565,9 @@ func FuzzDecodeLinkRequest(f *testing.F) {
 		req := httptest.NewRequest(http.MethodPost, "/v1/links", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
-		a.handler.ServeHTTP(rec, req)
+		// The contract holds for every input: an answer it documents, and a
+		// refusal for every request it does not allow.
+		validated(t, a.handler).ServeHTTP(rec, req)
 		switch rec.Code {
 		case 200:
 			var resp linkResponse
@@ -593,7 +602,7 @@ func BenchmarkCreateLink(b *testing.B) {
 	}
 }
 
-func mustIssuer(b *testing.B) *jitsi.Issuer {
+func mustIssuer(b testing.TB) *jitsi.Issuer {
 	s, err := jitsi.NewHMACSigner("HS256", testSecret, "")
 	if err != nil {
 		b.Fatal(err)
