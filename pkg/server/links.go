@@ -1,18 +1,15 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"maps"
 	"mime"
 	"net/http"
-	"reflect"
-	"slices"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -23,26 +20,6 @@ import (
 // MaxBodyBytes caps a link request body. The largest valid request, every
 // field at its limit, is well under it.
 const MaxBodyBytes = 16 << 10
-
-// linkRequest is the body of POST /v1/links.
-type linkRequest struct {
-	Room       string       `json:"room"`
-	Tenant     string       `json:"tenant"`
-	User       *userRequest `json:"user"`
-	Role       string       `json:"role"`
-	TTLSeconds *int64       `json:"ttl_seconds"`
-	// Features are context.features; only keys Jitsi knows are accepted.
-	Features       map[string]json.RawMessage `json:"features"`
-	LobbyBypass    bool                       `json:"lobby_bypass"`
-	SecurityBypass bool                       `json:"security_bypass"`
-}
-
-type userRequest struct {
-	ID     string `json:"id"`
-	Name   string `json:"name"`
-	Email  string `json:"email"`
-	Avatar string `json:"avatar"`
-}
 
 // linkResponse is the answer to POST /v1/links.
 type linkResponse struct {
@@ -209,7 +186,10 @@ func decodeLinkRequest(w http.ResponseWriter, r *http.Request, maxTTL time.Durat
 	if err := checkContentType(r.Header.Values("Content-Type")); err != nil {
 		return jitsi.LinkRequest{}, err
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	buf := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(buf)
+	body, err := readBody(http.MaxBytesReader(w, r.Body, MaxBodyBytes), (*buf)[:0])
+	*buf = body[:0]
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
@@ -218,54 +198,44 @@ func decodeLinkRequest(w http.ResponseWriter, r *http.Request, maxTTL time.Durat
 		}
 		return jitsi.LinkRequest{}, &apiError{status: http.StatusBadRequest, code: CodeMalformedJSON, detail: "request body could not be read"}
 	}
-	var req linkRequest
-	if aerr := decodeJSON(body, &req); aerr != nil {
+	if !utf8.Valid(body) {
+		return jitsi.LinkRequest{}, malformed("request body is not valid UTF-8")
+	}
+	p, aerr := parseLinkRequest(body)
+	if aerr != nil {
 		return jitsi.LinkRequest{}, aerr
 	}
-	out := jitsi.LinkRequest{Room: req.Room, Tenant: req.Tenant, Role: jitsi.Role(req.Role),
-		LobbyBypass: req.LobbyBypass, SecurityBypass: req.SecurityBypass}
-	if len(req.Features) > 0 {
-		// Set the features in sorted order, so that the unknown key
-		// reported is the same whatever the order in the body.
-		names := make([]string, 0, len(req.Features))
-		for name := range req.Features {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		for _, name := range names {
-			var on bool
-			switch string(req.Features[name]) {
-			case "true":
-				on = true
-			case "false":
-			default:
-				if _, known := jitsi.ParseFeature(name); known {
-					field := "features." + name
-					return jitsi.LinkRequest{}, &apiError{status: http.StatusUnprocessableEntity, code: CodeInvalidField, field: field,
-						detail: field + " must be a boolean"}
-				}
-			}
-			if err := out.Features.Set(name, on); err != nil {
-				var ie *jitsi.InputError
-				errors.As(err, &ie)
-				return jitsi.LinkRequest{}, &apiError{status: http.StatusUnprocessableEntity, code: string(ie.Code), field: ie.Field, detail: ie.Message}
-			}
-		}
-	}
-	if req.User != nil {
-		out.User = jitsi.User{ID: req.User.ID, Name: req.User.Name, Email: req.User.Email, Avatar: req.User.Avatar}
-	}
-	if req.TTLSeconds != nil {
+	if p.ttlSet {
 		// Bound the seconds before converting, so that a huge value cannot
 		// overflow into an acceptable duration.
-		s := *req.TTLSeconds
-		if s < int64(jitsi.MinTTL/time.Second) || s > int64(maxTTL/time.Second) {
+		if p.ttl < int64(jitsi.MinTTL/time.Second) || p.ttl > int64(maxTTL/time.Second) {
 			return jitsi.LinkRequest{}, &apiError{status: http.StatusUnprocessableEntity, code: string(jitsi.CodeTTLOutOfRange),
 				field: "ttl_seconds", detail: fmt.Sprintf("ttl_seconds must be between %d and %d", int64(jitsi.MinTTL/time.Second), int64(maxTTL/time.Second))}
 		}
-		out.TTL = time.Duration(s) * time.Second
+		p.req.TTL = time.Duration(p.ttl) * time.Second
 	}
-	return out, nil
+	return p.req, nil
+}
+
+// bodyPool recycles request-body buffers: the decoder copies out every
+// string it keeps.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// readBody reads r to its end, appending to buf.
+func readBody(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 // checkContentType accepts application/json, with charset utf-8 if any.
@@ -285,156 +255,4 @@ func checkContentType(values []string) *apiError {
 		}
 	}
 	return nil
-}
-
-// decodeJSON decodes one JSON object from body into v, refusing unknown
-// fields, trailing data and invalid UTF-8. Syntax problems are 400s; a value
-// of the wrong type is a 422 naming the field.
-func decodeJSON(body []byte, v any) *apiError {
-	malformed := func(detail string) *apiError {
-		return &apiError{status: http.StatusBadRequest, code: CodeMalformedJSON, detail: detail}
-	}
-	if len(bytes.TrimSpace(body)) == 0 {
-		return malformed("request body is empty; send a JSON object")
-	}
-	if !utf8.Valid(body) {
-		return malformed("request body is not valid UTF-8")
-	}
-	if aerr := checkShape(body); aerr != nil {
-		return aerr
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(v)
-	if err == nil {
-		if _, terr := dec.Token(); terr != io.EOF {
-			return malformed("request body holds data after the JSON object")
-		}
-		return exactFields(body, reflect.TypeOf(v))
-	}
-	var syn *json.SyntaxError
-	var typ *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &syn):
-		return malformed(fmt.Sprintf("request body is not valid JSON (at byte %d)", syn.Offset))
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return malformed("request body is truncated JSON")
-	case errors.As(err, &typ):
-		if typ.Field == "" {
-			return malformed("request body must be a JSON object")
-		}
-		return &apiError{status: http.StatusUnprocessableEntity, code: CodeInvalidField, field: typ.Field,
-			detail: fmt.Sprintf("%s must be %s, not %s", typ.Field, jsonKind(typ.Type.Kind().String()), typ.Value)}
-	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return &apiError{status: http.StatusBadRequest, code: CodeUnknownField, field: strings.Trim(name, `"`),
-			detail: fmt.Sprintf("unknown field %s", name)}
-	}
-	return malformed("request body is not valid JSON")
-}
-
-// maxJSONDepth bounds how deeply a request body may nest; the request
-// itself needs two levels.
-const maxJSONDepth = 8
-
-// checkShape refuses a key that appears twice in one object (encoding/json
-// would silently keep the last, so a proxy and this service could read
-// different requests) and nesting deeper than maxJSONDepth. Syntax errors
-// are left to the decoder, which reports them with their offset.
-func checkShape(body []byte) *apiError {
-	type frame struct {
-		object, expectKey bool
-		keys              map[string]struct{}
-	}
-	var stack []frame
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber()
-	for {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil
-		}
-		top := len(stack) - 1
-		if d, ok := tok.(json.Delim); ok && (d == '}' || d == ']') {
-			stack = stack[:top]
-			if top > 0 {
-				stack[top-1].expectKey = stack[top-1].object
-			}
-			continue
-		}
-		if top >= 0 && stack[top].object && stack[top].expectKey {
-			key, _ := tok.(string)
-			if _, dup := stack[top].keys[key]; dup {
-				return &apiError{status: http.StatusBadRequest, code: CodeDuplicateField, field: key,
-					detail: fmt.Sprintf("key %q appears twice in one object", key)}
-			}
-			stack[top].keys[key] = struct{}{}
-			stack[top].expectKey = false
-			continue
-		}
-		if d, ok := tok.(json.Delim); ok {
-			if len(stack) == maxJSONDepth {
-				return &apiError{status: http.StatusBadRequest, code: CodeMalformedJSON,
-					detail: fmt.Sprintf("request body nests deeper than %d levels", maxJSONDepth)}
-			}
-			f := frame{object: d == '{', expectKey: d == '{'}
-			if f.object {
-				f.keys = map[string]struct{}{}
-			}
-			stack = append(stack, f)
-			continue
-		}
-		if top >= 0 {
-			stack[top].expectKey = stack[top].object
-		}
-	}
-}
-
-// exactFields refuses object keys that name a field of t in another case
-// ("Room"), which encoding/json accepts: the API's field names are exact.
-func exactFields(raw []byte, t reflect.Type) *apiError {
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t.Kind() != reflect.Struct {
-		return nil
-	}
-	var obj map[string]json.RawMessage
-	if json.Unmarshal(raw, &obj) != nil {
-		// null, or not an object: the decoder has judged it.
-		return nil
-	}
-	fields := make(map[string]reflect.Type, t.NumField())
-	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-		fields[name] = f.Type
-	}
-	keys := slices.Sorted(maps.Keys(obj))
-	for _, k := range keys {
-		ft, ok := fields[k]
-		if !ok {
-			return &apiError{status: http.StatusBadRequest, code: CodeUnknownField, field: k,
-				detail: fmt.Sprintf("unknown field %q (field names are lowercase)", k)}
-		}
-		if err := exactFields(obj[k], ft); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// jsonKind names a Go kind the way a JSON author thinks of it.
-func jsonKind(kind string) string {
-	switch kind {
-	case "string":
-		return "a string"
-	case "int64", "int", "uint", "float64":
-		return "an integer"
-	case "struct", "ptr", "map":
-		return "an object"
-	case "bool":
-		return "a boolean"
-	}
-	return "a " + kind
 }
