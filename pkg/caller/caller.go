@@ -56,7 +56,7 @@ func (c *Caller) Authorize(g *jitsi.Grant) error { return c.policy.authorize(c.N
 // Allow takes one request from the caller's rate limit. When the limit is
 // spent it reports false and how long until a request would be allowed.
 func (c *Caller) Allow(now time.Time) (bool, time.Duration) {
-	if c.limiter == nil {
+	if c.limiter == nil || c.limiter.AllowN(now, 1) {
 		return true, 0
 	}
 	r := c.limiter.ReserveN(now, 1)

@@ -115,6 +115,10 @@ func (c *Claims) AppendJSON(dst []byte) []byte {
 	return append(dst, '}')
 }
 
+// AppendJSONString appends s to dst as a JSON string literal, escaped as
+// the claims are.
+func AppendJSONString(dst []byte, s string) []byte { return appendJSONString(dst, s) }
+
 // appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD,
 // control characters and U+2028/U+2029 are escaped, everything else is
 // written as is.

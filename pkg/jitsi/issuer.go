@@ -13,6 +13,7 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 )
@@ -363,8 +364,10 @@ func (is *Issuer) IssueFor(req LinkRequest, auth Authorizer) (Link, error) {
 	if is.cfg.Mode == ModeJaaS {
 		claims.Issuer = "chat"
 	}
-	var scratch [1024]byte
-	token, kid, err := signKeyed(is.signer, claims.AppendJSON(scratch[:0]))
+	buf := claimsPool.Get().(*[]byte)
+	*buf = claims.AppendJSON((*buf)[:0])
+	token, kid, err := signKeyed(is.signer, *buf)
+	claimsPool.Put(buf)
 	if err != nil {
 		return Link{}, err
 	}
@@ -443,9 +446,11 @@ func CheckUser(u User) error {
 		if err := checkText("user.email", u.Email, MaxEmailBytes); err != nil {
 			return err
 		}
-		addr, err := mail.ParseAddress(u.Email)
-		if err != nil || addr.Name != "" || addr.Address != u.Email {
-			return inputErr("user.email", CodeInvalidField, "user.email is not a plain email address (name@example.com)")
+		if !plainEmail(u.Email) {
+			addr, err := mail.ParseAddress(u.Email)
+			if err != nil || addr.Name != "" || addr.Address != u.Email {
+				return inputErr("user.email", CodeInvalidField, "user.email is not a plain email address (name@example.com)")
+			}
 		}
 	}
 	if u.Avatar != "" {
@@ -478,12 +483,38 @@ func checkText(field, s string, maxBytes int) error {
 	return nil
 }
 
+// plainEmail reports whether s is the common form of address, dot-atom@
+// dot-atom (RFC 5322), which net/mail accepts as it is; other forms, such
+// as quoted local parts, are left to net/mail.
+func plainEmail(s string) bool {
+	at := strings.IndexByte(s, '@')
+	return at > 0 && dotAtom(s[:at]) && dotAtom(s[at+1:])
+}
+
+func dotAtom(s string) bool {
+	if s == "" || s[0] == '.' || s[len(s)-1] == '.' || strings.Contains(s, "..") {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' ||
+			strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
 func affiliation(moderator bool) string {
 	if moderator {
 		return "owner"
 	}
 	return "member"
 }
+
+// claimsPool recycles the buffers claims are encoded into; signers copy
+// what they keep.
+var claimsPool = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
 
 // newTokenID returns a random jti: 128 bits, base64url.
 func newTokenID() string {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/rand/v2"
+	"net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -395,4 +396,39 @@ func BenchmarkTokenBuilder(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzPlainEmail checks that the fast path accepts only addresses net/mail
+// accepts as plain addresses.
+func FuzzPlainEmail(f *testing.F) {
+	for _, s := range []string{"a@b.c", "john.doe+x@example.com", ".a@b", "a..b@c", "a@b@c", "\"q\"@x", "a@[1.2.3.4]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainEmail(s) {
+			return
+		}
+		addr, err := mail.ParseAddress(s)
+		if err != nil || addr.Name != "" || addr.Address != s {
+			t.Fatalf("plainEmail(%q) = true; net/mail: %v, %+v", s, err, addr)
+		}
+	})
+}
+
+// FuzzASCIIRoom checks that the ASCII fast path agrees with the full
+// derivation.
+func FuzzASCIIRoom(f *testing.F) {
+	for _, s := range []string{"Booking-123", "a b", " a", "a ", ".", "..", "A~_.-9", "x%y"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		fast, ok := asciiRoom(s)
+		if !ok {
+			return
+		}
+		full, err := slowRoom(s)
+		if err != nil || full != fast {
+			t.Fatalf("asciiRoom(%q) = %q; the full derivation gives %q, %v", s, fast, full, err)
+		}
+	})
 }

@@ -36,6 +36,14 @@ const excludedRoomChars = `:?#[]@!$&'()*+,;=></"%\`
 // derivation unchanged. The claim is also the URL path segment that leads to
 // the room.
 func Room(name string) (string, error) {
+	if claim, ok := asciiRoom(name); ok {
+		return claim, nil
+	}
+	return slowRoom(name)
+}
+
+// slowRoom is Room without the ASCII fast path.
+func slowRoom(name string) (string, error) {
 	if err := checkPathPart("room", name, MaxRoomInputBytes); err != nil {
 		return "", err
 	}
@@ -54,6 +62,48 @@ func Room(name string) (string, error) {
 		return "", inputErr("room", CodeRoomNotJoinable, "room %q does not survive the Jitsi web client's normalisation unchanged", name)
 	}
 	return claim, nil
+}
+
+// asciiRoom derives the claim of the commonest room names without the
+// Unicode machinery: ASCII letters, digits, '-', '_', '.', '~' and inner
+// spaces. For these NFKC changes nothing, lowercasing is ASCII, and the
+// claim survives the web client's derivation unchanged. It reports false for
+// anything else, which Room then checks in full.
+func asciiRoom(name string) (string, bool) {
+	n, spaces := len(name), 0
+	if n == 0 || name[0] == ' ' || name[n-1] == ' ' || name == "." || name == ".." {
+		return "", false
+	}
+	upper := false
+	for i := 0; i < n; i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9', c == '-', c == '_', c == '.', c == '~':
+		case c >= 'A' && c <= 'Z':
+			upper = true
+		case c == ' ':
+			spaces++
+		default:
+			return "", false
+		}
+	}
+	if n+2*spaces > MaxRoomBytes {
+		return "", false
+	}
+	if !upper && spaces == 0 {
+		return name, true
+	}
+	b := make([]byte, 0, n+2*spaces)
+	for i := 0; i < n; i++ {
+		switch c := name[i]; {
+		case c >= 'A' && c <= 'Z':
+			b = append(b, c+'a'-'A')
+		case c == ' ':
+			b = append(b, "%20"...)
+		default:
+			b = append(b, c)
+		}
+	}
+	return string(b), true
 }
 
 // MaxTenantBytes is the longest tenant accepted: a tenant becomes a DNS
@@ -132,6 +182,9 @@ func checkDerivedChars(field, name, derived string) error {
 // width joiner and non-joiner, which emoji and several scripts need, are
 // accepted.
 func forbiddenRune(r rune) string {
+	if r >= 0x20 && r < 0x7f {
+		return ""
+	}
 	switch {
 	case r == utf8.RuneError:
 		return "the replacement character"

@@ -20,7 +20,8 @@ type Signer interface {
 	Algorithm() string
 	// KeyID is the "kid" header the signer writes, or "" when it writes none.
 	KeyID() string
-	// Sign returns the compact serialisation of a JWS over claims.
+	// Sign returns the compact serialisation of a JWS over claims. It must
+	// not keep claims, whose buffer is reused.
 	Sign(claims []byte) (string, error)
 }
 

@@ -1,13 +1,13 @@
 package server
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -71,27 +71,45 @@ func (a *api) createLink(w http.ResponseWriter, r *http.Request) {
 	if link.Moderator {
 		role = string(jitsi.RoleModerator)
 	}
-	a.metrics.linksIssued.WithLabelValues(c.Name, role, a.alg, a.signed).Inc()
+	a.metrics.issued(c.Name, role, a.alg, a.signed).Inc()
 	a.audit(r, c, req, link, role)
 
-	resp := linkResponse{
-		URL:       link.URL,
-		Token:     link.Token,
-		Room:      link.Room,
-		Tenant:    link.Tenant,
-		Moderator: link.Moderator,
-		Signed:    link.Signed,
-		TokenID:   link.TokenID,
+	buf := responsePool.Get().(*[]byte)
+	*buf = appendLinkResponse((*buf)[:0], &link)
+	writeJSON(w, http.StatusOK, *buf)
+	responsePool.Put(buf)
+}
+
+// responsePool recycles response buffers.
+var responsePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+
+// appendLinkResponse encodes the answer to POST /v1/links, the JSON form of
+// linkResponse, without reflection.
+func appendLinkResponse(dst []byte, l *jitsi.Link) []byte {
+	dst = append(dst, `{"url":`...)
+	dst = jitsi.AppendJSONString(dst, l.URL)
+	if l.Token != "" {
+		dst = append(dst, `,"token":`...)
+		dst = jitsi.AppendJSONString(dst, l.Token)
 	}
-	if link.Signed {
-		resp.ExpiresAt = &link.ExpiresAt
+	dst = append(dst, `,"room":`...)
+	dst = jitsi.AppendJSONString(dst, l.Room)
+	dst = append(dst, `,"tenant":`...)
+	dst = jitsi.AppendJSONString(dst, l.Tenant)
+	dst = append(dst, `,"moderator":`...)
+	dst = strconv.AppendBool(dst, l.Moderator)
+	dst = append(dst, `,"signed":`...)
+	dst = strconv.AppendBool(dst, l.Signed)
+	if l.TokenID != "" {
+		dst = append(dst, `,"token_id":`...)
+		dst = jitsi.AppendJSONString(dst, l.TokenID)
 	}
-	body, err := json.Marshal(resp)
-	if err != nil {
-		a.reject(w, r, c.Name, &apiError{status: http.StatusInternalServerError, code: CodeInternal, detail: "the response could not be encoded"})
-		return
+	if l.Signed {
+		dst = append(dst, `,"expires_at":"`...)
+		dst = l.ExpiresAt.UTC().AppendFormat(dst, time.RFC3339)
+		dst = append(dst, '"')
 	}
-	writeJSON(w, http.StatusOK, body)
+	return append(dst, '}')
 }
 
 // deny answers a request the caller's policy refuses, and audits it.
@@ -240,6 +258,9 @@ func readBody(r io.Reader, buf []byte) ([]byte, error) {
 
 // checkContentType accepts application/json, with charset utf-8 if any.
 func checkContentType(values []string) *apiError {
+	if len(values) == 1 && (values[0] == "application/json" || strings.EqualFold(values[0], "application/json; charset=utf-8")) {
+		return nil
+	}
 	unsupported := &apiError{status: http.StatusUnsupportedMediaType, code: CodeUnsupportedMediaType,
 		detail: "Content-Type must be application/json"}
 	if len(values) != 1 {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -24,8 +25,11 @@ type Metrics struct {
 	callersReloads  *prometheus.CounterVec
 	callers         prometheus.Gauge
 	keyReloads      *prometheus.CounterVec
-	tokensSigned    *prometheus.CounterVec
-	keys            *keyCollector
+	// children caches the labelled series the request path uses, so that a
+	// request does not hash its label values again.
+	children     sync.Map
+	tokensSigned *prometheus.CounterVec
+	keys         *keyCollector
 }
 
 // KeyState describes the signing keys for the key metrics.
@@ -121,6 +125,41 @@ func NewMetrics(reg prometheus.Registerer, build BuildInfo) *Metrics {
 	return m
 }
 
+// child returns the series of vec with values, from the cache.
+func (m *Metrics) child(vec *prometheus.MetricVec, values ...string) prometheus.Metric {
+	type key struct {
+		vec    *prometheus.MetricVec
+		values [4]string
+	}
+	k := key{vec: vec}
+	copy(k.values[:], values)
+	if c, ok := m.children.Load(k); ok {
+		return c.(prometheus.Metric)
+	}
+	c, err := vec.GetMetricWithLabelValues(values...)
+	if err != nil {
+		panic(err)
+	}
+	m.children.Store(k, c)
+	return c
+}
+
+func (m *Metrics) issued(caller, role, alg, signed string) prometheus.Counter {
+	return m.child(m.linksIssued.MetricVec, caller, role, alg, signed).(prometheus.Counter)
+}
+
+func (m *Metrics) request(route, method, code string) prometheus.Counter {
+	return m.child(m.httpRequests.MetricVec, route, method, code).(prometheus.Counter)
+}
+
+func (m *Metrics) duration(route string) prometheus.Observer {
+	return m.child(m.httpDuration.MetricVec, route).(prometheus.Observer)
+}
+
+func (m *Metrics) signedBy(kid string) prometheus.Counter {
+	return m.child(m.tokensSigned.MetricVec, kid).(prometheus.Counter)
+}
+
 // ObserveCallersReload records a load of the callers file and the number of
 // callers in force after it.
 func (m *Metrics) ObserveCallersReload(outcome string, callers int) {
@@ -172,13 +211,13 @@ func (c *keyCollector) Collect(ch chan<- prometheus.Metric) {
 // in jitsi_signer_signing_duration_seconds and counts it by key id in
 // jitsi_signer_tokens_signed_total.
 func (m *Metrics) InstrumentSigner(s jitsi.Signer) jitsi.Signer {
-	return &timedSigner{Signer: s, observe: m.signingDuration.WithLabelValues(s.Algorithm()), signed: m.tokensSigned}
+	return &timedSigner{Signer: s, observe: m.signingDuration.WithLabelValues(s.Algorithm()), metrics: m}
 }
 
 type timedSigner struct {
 	jitsi.Signer
 	observe prometheus.Observer
-	signed  *prometheus.CounterVec
+	metrics *Metrics
 }
 
 func (t *timedSigner) Sign(claims []byte) (string, error) {
@@ -200,7 +239,7 @@ func (t *timedSigner) SignKeyed(claims []byte) (string, string, error) {
 	}
 	t.observe.Observe(time.Since(start).Seconds())
 	if err == nil {
-		t.signed.WithLabelValues(kid).Inc()
+		t.metrics.signedBy(kid).Inc()
 	}
 	return token, kid, err
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -164,8 +165,8 @@ func (a *api) instrument(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
 		next.ServeHTTP(sw, r)
 		route := routePattern(r)
-		a.metrics.httpRequests.WithLabelValues(route, sanitizeMethod(r.Method), statusLabel(sw.status)).Inc()
-		a.metrics.httpDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		a.metrics.request(route, sanitizeMethod(r.Method), statusLabel(sw.status)).Inc()
+		a.metrics.duration(route).Observe(time.Since(start).Seconds())
 	})
 }
 
@@ -217,10 +218,17 @@ func (w *statusWriter) WriteHeader(code int) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// Header values shared by every response; net/http never modifies them.
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+)
+
 func writeJSON(w http.ResponseWriter, status int, body []byte) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = headerJSON
+	h["Cache-Control"] = headerNoStore
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }
