@@ -32,6 +32,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	bin := fs.String("bin", "", "jitsi-signer binary to test; empty builds one")
 	race := fs.Bool("race", false, "build the binary with the race detector")
 	serverCPU := fs.String("server-cpu", "", "pin the server to these CPUs with taskset (for example 0)")
+	cpuProfile := fs.String("cpuprofile", "", "save a CPU profile of the server during the load scenario to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -49,6 +50,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	h := newHarness(*bin, dir, *workers, *duration, stdout)
 	h.serverCPU = *serverCPU
+	h.cpuProfile = *cpuProfile
 	h.rounds = max(1, *rounds)
 	if strings.Contains(*scenarios, "compare") {
 		if h.refBin, err = buildReference(context.Background(), dir); err != nil {

@@ -31,8 +31,11 @@ type harness struct {
 	// empty leaves scheduling to the kernel.
 	serverCPU string
 	out       io.Writer
-	secret    string
-	key       string
+	// cpuProfile, when set, is where the load scenario saves a CPU profile
+	// of the server taken during the run.
+	cpuProfile string
+	secret     string
+	key        string
 }
 
 // result is one scenario's verdict.
@@ -109,13 +112,25 @@ func validRequest(w, i int) ([]byte, int) {
 // scenarioLoad drives sustained load and watches the server's memory.
 func (h *harness) scenarioLoad() result {
 	r := result{name: "load"}
-	p, err := startProcess(h.bin, h.env(h.writeCallers("callers-load.yaml", openPolicy), "SIGNER_LOG_LEVEL=info"), h.serverCPU)
+	p, err := startProcess(h.bin, h.env(h.writeCallers("callers-load.yaml", openPolicy), "SIGNER_LOG_LEVEL=info",
+		"SIGNER_PPROF="+strconv.FormatBool(h.cpuProfile != "")), h.serverCPU)
 	if err != nil {
 		r.failf("start: %v", err)
 		return r
 	}
 	defer p.kill()
 	client := newClient(h.workers)
+	if h.cpuProfile != "" {
+		profiled := make(chan error, 1)
+		defer func() {
+			if err := <-profiled; err != nil {
+				r.failf("profile: %v", err)
+			} else {
+				r.notef("CPU profile of the server: %s", h.cpuProfile)
+			}
+		}()
+		go func() { profiled <- saveProfile(p.admin, h.cpuProfile, h.duration) }()
+	}
 
 	warm, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	load(warm, client, p.api, h.key, h.workers, 0, validRequest)
@@ -441,4 +456,26 @@ func mib(b int64) float64 { return float64(b) / (1 << 20) }
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// saveProfile fetches a CPU profile of the server covering most of d.
+func saveProfile(admin, path string, d time.Duration) error {
+	secs := max(1, int(d/time.Second)-1)
+	resp, err := http.Get(fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", admin, secs))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -234,6 +235,9 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 	}
 	apiHandler := server.NewAPI(apiOpts)
 	adminHandler := server.NewAdmin(health, reg)
+	if cfg.Pprof {
+		adminHandler = withProfiler(adminHandler)
+	}
 
 	apiLn, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
@@ -426,4 +430,16 @@ func algOf(s jitsi.Signer) string {
 		return "none"
 	}
 	return s.Algorithm()
+}
+
+// withProfiler serves Go's profiler at /debug/pprof/ beside h.
+func withProfiler(h http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/", h)
+	return mux
 }

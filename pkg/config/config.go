@@ -51,6 +51,7 @@ type env struct {
 	ReloadInterval    string `envconfig:"SIGNER_RELOAD_INTERVAL" default:"5s" desc:"how often the callers file is checked for changes (SIGHUP reloads at once)"`
 	ShutdownTimeout   string `envconfig:"SIGNER_SHUTDOWN_TIMEOUT" default:"15s" desc:"bound on finishing in-flight requests at shutdown (Go duration)"`
 	ShutdownDelay     string `envconfig:"SIGNER_SHUTDOWN_DELAY" default:"3s" desc:"on SIGTERM, how long /readyz reports 503 while the API keeps serving, before the listeners close (Go duration)"`
+	Pprof             string `envconfig:"SIGNER_PPROF" default:"false" desc:"serve Go's profiler at /debug/pprof/ on the admin listener"`
 	LogLevel          string `envconfig:"SIGNER_LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 }
 
@@ -84,6 +85,7 @@ type Config struct {
 	ReloadInterval    time.Duration
 	ShutdownTimeout   time.Duration
 	ShutdownDelay     time.Duration
+	Pprof             bool
 	LogLevel          slog.Level
 }
 
@@ -160,6 +162,7 @@ func Load() (*Config, error) {
 		ShutdownDelay:     p.duration("SIGNER_SHUTDOWN_DELAY", e.ShutdownDelay, 0, 5*time.Minute),
 		TopLevelModerator: p.boolean("JITSI_TOP_LEVEL_MODERATOR", e.TopLevelModerator),
 		AllowAnonymous:    p.boolean("SIGNER_INSECURE_ALLOW_ANONYMOUS", e.AllowAnonymous),
+		Pprof:             p.boolean("SIGNER_PPROF", e.Pprof),
 	}
 
 	if u, err := jitsi.ParseBaseURL(e.BaseURL); err != nil {
