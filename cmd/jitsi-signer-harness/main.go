@@ -13,7 +13,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,9 +34,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	bin := fs.String("bin", "", "jitsi-signer binary to test; empty builds one")
 	race := fs.Bool("race", false, "build the binary with the race detector")
 	serverCPU := fs.String("server-cpu", "", "pin the server to these CPUs with taskset (for example 0)")
+	loadCPU := fs.String("load-cpu", "", "pin the harness itself, the load generator, to these CPUs with taskset (for example 1)")
 	cpuProfile := fs.String("cpuprofile", "", "save a CPU profile of the server during the load scenario to this file")
 	if err := fs.Parse(args); err != nil {
 		return 2
+	}
+	if *loadCPU != "" {
+		// -a pins every thread the harness has, and new ones inherit it.
+		out, err := exec.Command("taskset", "-a", "-p", "-c", *loadCPU, strconv.Itoa(os.Getpid())).CombinedOutput()
+		if err != nil {
+			fmt.Fprintf(stderr, "taskset -load-cpu %s: %v\n%s", *loadCPU, err, out)
+			return 1
+		}
 	}
 	dir, err := os.MkdirTemp("", "jitsi-signer-harness-")
 	if err != nil {
@@ -58,8 +69,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
-	fmt.Fprintf(stdout, "jitsi-signer harness: %d workers, %s per load scenario, %s %s/%s, %d CPUs\n",
-		*workers, *duration, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU())
+	fmt.Fprintf(stdout, "jitsi-signer harness: %d workers, %s per load scenario, %s %s/%s, %d CPUs, server CPUs %q, load CPUs %q\n",
+		*workers, *duration, runtime.Version(), runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), *serverCPU, *loadCPU)
 	failed := false
 	for _, name := range strings.Split(*scenarios, ",") {
 		r, ok := h.run(strings.TrimSpace(name))
