@@ -94,7 +94,7 @@ func (s *RSASigner) Sign(claims []byte) (string, error) {
 	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
-	return string(buf), nil
+	return bytesToString(buf), nil
 }
 
 // String keeps the private key out of logs and error messages.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"unsafe"
 
 	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 )
@@ -109,7 +110,7 @@ func (s *HMACSigner) Sign(claims []byte) (string, error) {
 	}
 	buf = append(buf, '.')
 	buf = enc.AppendEncode(buf, sig)
-	return string(buf), nil
+	return bytesToString(buf), nil
 }
 
 // String keeps the secret out of logs and error messages.
@@ -133,4 +134,13 @@ func encodeHeader(alg, kid string) ([]byte, error) {
 	enc := base64.RawURLEncoding
 	out := enc.AppendEncode(make([]byte, 0, enc.EncodedLen(len(raw))+1), raw)
 	return append(out, '.'), nil
+}
+
+// bytesToString returns b as a string without copying it. b must never be
+// written again; the signers build each token in a buffer of its own.
+func bytesToString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
 }
