@@ -128,21 +128,23 @@ func (a *api) deny(w http.ResponseWriter, r *http.Request, c *caller.Caller, req
 // which room and token, never the token, the secret, or the user's name and
 // email.
 func (a *api) audit(r *http.Request, c *caller.Caller, req jitsi.LinkRequest, link jitsi.Link, role string) {
-	attrs := []slog.Attr{
+	var buf [12]slog.Attr
+	attrs := append(buf[:0],
 		slog.String("event", "link_issued"),
 		slog.String("caller", c.Name),
 		slog.String("room", link.Room),
 		slog.String("tenant", link.Tenant),
 		slog.String("user_id", req.User.ID),
 		slog.String("role", role),
-		slog.Bool("signed", link.Signed),
-	}
+		slog.Bool("signed", link.Signed))
 	if link.Signed {
 		attrs = append(attrs,
 			slog.String("token_id", link.TokenID),
 			slog.Time("expires_at", link.ExpiresAt),
-			slog.String("alg", link.Algorithm),
-			slog.String("kid", link.KeyID))
+			slog.String("alg", link.Algorithm))
+		if link.KeyID != "" {
+			attrs = append(attrs, slog.String("kid", link.KeyID))
+		}
 	}
 	if link.Room == jitsi.WildcardRoom {
 		// A token for every room is rare and powerful: say so loudly.
