@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"github.com/jitsi-signer/jitsi-signer/pkg/config"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,14 +20,7 @@ import (
 const testSecret = "0123456789abcdef0123456789abcdef-cmd-secret"
 
 // configVars are every variable the service reads; tests clear them all.
-var configVars = []string{
-	"JITSI_BASE_URL", "JITSI_APP_ID", "JITSI_API_KEY", "JITSI_API_KEY_FILE", "JITSI_SIGNING_ALG", "JITSI_KEY_ID",
-	"JITSI_AUDIENCE", "JITSI_SUBJECT", "JITSI_TOKEN_TTL", "JITSI_TOKEN_MAX_TTL", "JITSI_CLOCK_SKEW",
-	"JITSI_MODERATOR_CLAIM", "JITSI_TOP_LEVEL_MODERATOR", "JITSI_TOKEN_PLACEMENT", "SIGNER_ADDR", "SIGNER_ADMIN_ADDR",
-	"SIGNER_CALLERS_FILE", "SIGNER_INSECURE_ALLOW_ANONYMOUS", "SIGNER_RATE_LIMIT", "SIGNER_RATE_BURST",
-	"SIGNER_RELOAD_INTERVAL", "SIGNER_SHUTDOWN_TIMEOUT", "SIGNER_SHUTDOWN_DELAY",
-	"SIGNER_LOG_LEVEL", "JITSI_KEYS_DIR", "JITSI_KEYS_POLL_INTERVAL", "JITSI_MODE", "SIGNER_KEYS_ADDR", "SIGNER_PPROF",
-}
+var configVars = config.Variables()
 
 func setEnv(t *testing.T, env map[string]string) {
 	t.Helper()

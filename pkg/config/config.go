@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -307,6 +308,17 @@ func validLevel(s string) bool {
 		return true
 	}
 	return false
+}
+
+// Variables returns the name of every environment variable the service
+// reads.
+func Variables() []string {
+	t := reflect.TypeFor[env]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		names = append(names, t.Field(i).Tag.Get("envconfig"))
+	}
+	return names
 }
 
 // Usage writes every variable with its default and meaning.

@@ -241,28 +241,7 @@ func stripExcluded(s string) string {
 // encodeURIComponentLower is strings.ToLower(encodeURIComponent(s)) for a
 // string s that has no uppercase ASCII letters: hex digits come out
 // lowercase, in one allocation.
-func encodeURIComponentLower(s string) string {
-	const hex = "0123456789abcdef"
-	n := 0
-	for i := 0; i < len(s); i++ {
-		if !uriUnreserved(s[i]) {
-			n++
-		}
-	}
-	if n == 0 {
-		return s
-	}
-	b := make([]byte, 0, len(s)+2*n)
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if uriUnreserved(c) {
-			b = append(b, c)
-			continue
-		}
-		b = append(b, '%', hex[c>>4], hex[c&15])
-	}
-	return string(b)
-}
+func encodeURIComponentLower(s string) string { return percentEncode(s, "0123456789abcdef") }
 
 // isJSLowerCase reports whether jsLowerCase would leave s unchanged.
 func isJSLowerCase(s string) bool {
@@ -277,8 +256,11 @@ func isJSLowerCase(s string) bool {
 // encodeURIComponent percent-encodes s as JavaScript's encodeURIComponent:
 // everything but ASCII letters, digits and -_.!~*'() is encoded as UTF-8
 // bytes with uppercase hex digits.
-func encodeURIComponent(s string) string {
-	const hex = "0123456789ABCDEF"
+func encodeURIComponent(s string) string { return percentEncode(s, "0123456789ABCDEF") }
+
+// percentEncode encodes the bytes of s that encodeURIComponent encodes,
+// with the given hex digits.
+func percentEncode(s, hex string) string {
 	n := 0
 	for i := 0; i < len(s); i++ {
 		if !uriUnreserved(s[i]) {
