@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/jitsi-signer/jitsi-signer/pkg/config"
 	"io"
 	"log/slog"
 	"net/http"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/config"
 )
 
 const testSecret = "0123456789abcdef0123456789abcdef-cmd-secret"
