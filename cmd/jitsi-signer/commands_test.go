@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -479,6 +480,21 @@ func TestVerifyRSA(t *testing.T) {
 	}
 	token := signing + "." + enc.EncodeToString(sig)
 
+	// A key server on loopback, laid out as Prosody's asap_key_server.
+	pemData, _ := os.ReadFile(right)
+	sum := sha256.Sum256([]byte("k1"))
+	keyServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/keys/" + hex.EncodeToString(sum[:]) + ".pem":
+			_, _ = w.Write(pemData)
+		case "/jwks.json":
+			_, _ = w.Write([]byte(doc))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer keyServer.Close()
+
 	tests := []struct {
 		name string
 		args []string
@@ -486,6 +502,9 @@ func TestVerifyRSA(t *testing.T) {
 	}{
 		{"PEM public key", []string{"-key-file", right}, true},
 		{"JWKS by kid", []string{"-jwks", jwks}, true},
+		{"JWKS from a URL", []string{"-jwks", keyServer.URL + "/jwks.json"}, true},
+		{"key server as Prosody uses it", []string{"-key-server", keyServer.URL + "/keys"}, true},
+		{"key server without the key", []string{"-key-server", keyServer.URL + "/elsewhere"}, false},
 		{"another key", []string{"-key-file", wrong}, false},
 	}
 	for _, tt := range tests {

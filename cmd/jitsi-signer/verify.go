@@ -2,11 +2,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"sort"
@@ -59,9 +62,12 @@ type verifyOptions struct {
 	// keyFile (PEM) or jwksFile hold RSA public keys for RS* signatures.
 	keyFile  string
 	jwksFile string
-	appID    string
-	audience string
-	subject  string
+	// keyServer is an asap_key_server URL: the key for kid is fetched from
+	// <keyServer>/<hex(sha256(kid))>.pem, as Prosody fetches it.
+	keyServer string
+	appID     string
+	audience  string
+	subject   string
 	// wantModerator fails the token unless it makes the user owner.
 	wantModerator bool
 	now           time.Time
@@ -76,8 +82,9 @@ type check struct {
 
 func runVerify(args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("verify", verifyUsage, stderr)
-	keyFile := fs.String("key-file", "", "PEM file with the RSA public key of RS256/RS384/RS512 tokens")
-	jwksFile := fs.String("jwks", "", "JWKS file with the RSA public keys of RS256/RS384/RS512 tokens, chosen by kid")
+	keyFile := fs.String("key-file", "", "PEM file or http(s) URL with the RSA public key of RS256/RS384/RS512 tokens")
+	jwksFile := fs.String("jwks", "", "JWKS file or http(s) URL with the RSA public keys of RS256/RS384/RS512 tokens, chosen by kid")
+	keyServer := fs.String("key-server", "", "asap_key_server URL: fetch <URL>/<hex(sha256(kid))>.pem as Prosody does")
 	wantModerator := fs.Bool("moderator", false, "also fail unless the token makes the user a moderator")
 	if help, err := parseFlags(fs, args, stderr); help || err != nil {
 		return err
@@ -85,8 +92,8 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 	if fs.NArg() > 1 {
 		return usageError(stderr, "verify", "give one token or meeting URL")
 	}
-	if *keyFile != "" && *jwksFile != "" {
-		return usageError(stderr, "verify", "give -key-file or -jwks, not both")
+	if n := countSet(*keyFile, *jwksFile, *keyServer); n > 1 {
+		return usageError(stderr, "verify", "give one of -key-file, -jwks and -key-server")
 	}
 	input := fs.Arg(0)
 	if input == "" || input == "-" {
@@ -106,7 +113,7 @@ func runVerify(args []string, stdout, stderr io.Writer) error {
 		return &configError{err: err}
 	}
 	o := verifyOptions{
-		secret: cfg.Secret, hmacAlg: cfg.SigningAlg, keyFile: *keyFile, jwksFile: *jwksFile,
+		secret: cfg.Secret, hmacAlg: cfg.SigningAlg, keyFile: *keyFile, jwksFile: *jwksFile, keyServer: *keyServer,
 		appID: cfg.AppID, audience: cfg.Audience, subject: cfg.Subject, wantModerator: *wantModerator,
 		now: time.Now(),
 	}
@@ -225,7 +232,7 @@ func checkHeader(h map[string]any, o verifyOptions) (bool, string) {
 	}
 	desc += ", typ JWT"
 	switch {
-	case o.keyFile != "" || o.jwksFile != "":
+	case o.keyFile != "" || o.jwksFile != "" || o.keyServer != "":
 		if alg != "RS256" && alg != "RS384" && alg != "RS512" {
 			return false, desc + "; a public key checks RS256, RS384 or RS512 tokens only"
 		}
@@ -243,7 +250,7 @@ func checkHeader(h map[string]any, o verifyOptions) (bool, string) {
 
 func checkSignature(token, alg, kid string, o verifyOptions) (bool, string) {
 	switch {
-	case o.keyFile != "" || o.jwksFile != "":
+	case o.keyFile != "" || o.jwksFile != "" || o.keyServer != "":
 		key, source, err := publicKey(o, kid)
 		if err != nil {
 			return false, err.Error()
@@ -268,8 +275,12 @@ func checkSignature(token, alg, kid string, o verifyOptions) (bool, string) {
 
 // publicKey reads the RSA public key to check an RS* token with.
 func publicKey(o verifyOptions, kid string) (jwk.Key, string, error) {
+	if o.keyServer != "" {
+		sum := sha256.Sum256([]byte(kid))
+		o.keyFile = strings.TrimSuffix(o.keyServer, "/") + "/" + hex.EncodeToString(sum[:]) + ".pem"
+	}
 	if o.keyFile != "" {
-		data, err := os.ReadFile(o.keyFile)
+		data, err := readSource(o.keyFile)
 		if err != nil {
 			return nil, "", fmt.Errorf("not checked: -key-file %s cannot be read", o.keyFile)
 		}
@@ -283,7 +294,7 @@ func publicKey(o verifyOptions, kid string) (jwk.Key, string, error) {
 		}
 		return pub, o.keyFile, nil
 	}
-	data, err := os.ReadFile(o.jwksFile)
+	data, err := readSource(o.jwksFile)
 	if err != nil {
 		return nil, "", fmt.Errorf("not checked: -jwks %s cannot be read", o.jwksFile)
 	}
@@ -567,4 +578,31 @@ func jsonText(v any) string {
 		return string(b[:80]) + "…"
 	}
 	return string(b)
+}
+
+// readSource reads a key file, or fetches it when it is an http(s) URL.
+func readSource(src string) ([]byte, error) {
+	if !strings.HasPrefix(src, "https://") && !strings.HasPrefix(src, "http://") {
+		return os.ReadFile(src)
+	}
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get(src)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s answered %d", src, resp.StatusCode)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+}
+
+func countSet(values ...string) int {
+	n := 0
+	for _, v := range values {
+		if v != "" {
+			n++
+		}
+	}
+	return n
 }
