@@ -38,7 +38,7 @@ type api struct {
 	anonymous *caller.Caller
 	now       func() time.Time
 	metrics   *Metrics
-	log     *slog.Logger
+	log       *slog.Logger
 	// alg labels issued links; "none" for unsigned ones.
 	alg    string
 	signed string
