@@ -19,8 +19,8 @@ RUN CGO_ENABLED=0 go build -trimpath \
       -ldflags "-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" \
       -o /out/jitsi-signer ./cmd/jitsi-signer
 
-# distroless/static: CA certificates, /etc/passwd with the nonroot user
-# (65532), no shell and no package manager.
+# distroless/static: CA certificates, /etc/passwd with the nonroot user,
+# no shell and no package manager.
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/jitsi-signer /jitsi-signer
 # Inside a container the listeners must bind every interface; the defaults
@@ -29,7 +29,9 @@ ENV SIGNER_ADDR=0.0.0.0:8080 \
     SIGNER_ADMIN_ADDR=0.0.0.0:9090
 # 8080: API (POST /v1/links). 9090: admin (/healthz, /readyz, /metrics).
 EXPOSE 8080 9090
-USER nonroot:nonroot
+# The distroless "nonroot" user, by number, so that Kubernetes'
+# runAsNonRoot can verify it.
+USER 65532:65532
 # Exec form: there is no shell. The subcommand probes /readyz on
 # SIGNER_ADMIN_ADDR and exits 0 when the service is ready.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
