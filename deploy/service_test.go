@@ -103,6 +103,8 @@ type service struct {
 	metrics    string
 	cmd        *exec.Cmd
 	stderr     *lockedBuffer
+	// exited receives Wait's result once the process has ended.
+	exited chan error
 }
 
 var (
@@ -116,7 +118,7 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if svc != nil {
 		_ = svc.cmd.Process.Kill()
-		_ = svc.cmd.Wait()
+		<-svc.exited
 	}
 	os.Exit(code)
 }
@@ -182,7 +184,8 @@ func startService() (*service, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	s := &service{cmd: cmd, stderr: stderr}
+	exited := make(chan error, 1)
+	s := &service{cmd: cmd, stderr: stderr, exited: exited}
 	addrs := make(chan [2]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
@@ -196,8 +199,9 @@ func startService() (*service, error) {
 				addrs <- [2]string{line.API, line.Admin}
 			}
 		}
+		// Keep reading, so that the service never blocks on its log.
+		_, _ = io.Copy(io.Discard, pr)
 	}()
-	exited := make(chan error, 1)
 	go func() { err := cmd.Wait(); pw.Close(); exited <- err }()
 	select {
 	case a := <-addrs:
@@ -206,6 +210,7 @@ func startService() (*service, error) {
 		return nil, fmt.Errorf("exited before listening (%v); log:\n%s", err, stderr.String())
 	case <-time.After(30 * time.Second):
 		_ = cmd.Process.Kill()
+		<-exited
 		return nil, fmt.Errorf("no \"listening\" line within 30s; log:\n%s", stderr.String())
 	}
 	// Label combinations appear once used: issue a link, have one denied
@@ -225,7 +230,7 @@ func startService() (*service, error) {
 		if r.auth != "" {
 			req.Header.Set("Authorization", "Bearer "+r.auth)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			return s, err
 		}
@@ -243,8 +248,11 @@ func startService() (*service, error) {
 	return s, nil
 }
 
+// client bounds every request the tests make to the service.
+var client = &http.Client{Timeout: 10 * time.Second}
+
 func get(url string) (int, string, error) {
-	resp, err := http.Get(url)
+	resp, err := client.Get(url)
 	if err != nil {
 		return 0, "", err
 	}
