@@ -562,8 +562,11 @@ func FuzzDecodeLinkRequest(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	a := newTestAPI(f, true, true)
 	f.Fuzz(func(t *testing.T, body string) {
+		// A fresh API per input: the test clock stands still, so a shared
+		// caller's rate limit would never refill and every later input
+		// would be answered 429.
+		a := newTestAPI(t, true, true)
 		req := httptest.NewRequest(http.MethodPost, "/v1/links", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
 		rec := httptest.NewRecorder()
