@@ -188,9 +188,7 @@ func (s *service) summary() string {
 // the shutdown timeout.
 func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 	cfg := s.cfg
-	lw := newLogWriter(logOut)
-	defer lw.Close()
-	log := slog.New(slog.NewJSONHandler(lw, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	reg := prometheus.NewRegistry()
 	metrics := server.NewMetrics(reg, server.BuildInfo{Version: version, Revision: revision})
