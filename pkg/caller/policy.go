@@ -62,8 +62,12 @@ type Policy struct {
 	rate     Rate
 	// mayEnable are the features the caller may turn on; features are the
 	// defaults for those a request leaves unset.
-	mayEnable           uint64
-	features            jitsi.Features
+	mayEnable uint64
+	features  jitsi.Features
+	// off sets every feature the caller may not turn on to false: a
+	// self-hosted token without a features object would give moderators
+	// every feature.
+	off                 jitsi.Features
 	lobbyBypass, secure bool
 }
 
@@ -112,6 +116,11 @@ func parsePolicy(where string, spec *policySpec, d Defaults) (Policy, []error) {
 		}
 		p.mayEnable |= 1 << ft
 		p.features = p.features.With(ft, on)
+	}
+	for i := range jitsi.FeatureNames() {
+		if ft := jitsi.Feature(i); p.mayEnable&(1<<ft) == 0 {
+			p.off = p.off.With(ft, false)
+		}
 	}
 	if len(spec.Roles) == 0 {
 		bad("policy.roles must list moderator, participant or both")
@@ -228,7 +237,7 @@ func (p *Policy) authorize(name string, g *jitsi.Grant) error {
 				Message: fmt.Sprintf("caller %s may not enable feature %s (policy.features)", name, ft)}
 		}
 	}
-	g.Features = g.Features.Over(p.features)
+	g.Features = g.Features.Over(p.features).Over(p.off)
 	if g.TTL > p.maxTTL {
 		if g.TTLRequested {
 			return &Denial{Code: CodeForbiddenTTL, Field: "ttl_seconds", Rule: "policy.max_ttl",

@@ -398,6 +398,32 @@ func TestWildcardRoomIsAuditedLoudly(t *testing.T) {
 	checkProblem(t, rec, http.StatusForbidden, "forbidden_room", "room")
 }
 
+// TestPolicyWithoutFeaturesGrantsNone shows that a caller whose policy
+// lets it enable no feature cannot hand out moderator tokens without a
+// features object, which would give the moderator every feature.
+func TestPolicyWithoutFeaturesGrantsNone(t *testing.T) {
+	a := newTestAPI(t, true, false)
+	rec := a.do(request{body: `{"room":"r","user":{"name":"Ann"},"role":"moderator"}`})
+	if rec.Code != 200 {
+		t.Fatalf("booking moderator link = %d %s", rec.Code, rec.Body)
+	}
+	var resp linkResponse
+	if err := json.Unmarshal(rec.Body.Bytes(), &resp); err != nil {
+		t.Fatal(err)
+	}
+	claims := jwt.MapClaims{}
+	if _, err := jwt.ParseWithClaims(resp.Token, claims, func(*jwt.Token) (any, error) { return testSecret, nil },
+		jwt.WithTimeFunc(func() time.Time { return testNow })); err != nil {
+		t.Fatal(err)
+	}
+	features, _ := claims["context"].(map[string]any)["features"].(map[string]any)
+	for _, name := range jitsi.FeatureNames() {
+		if features[name] != "false" {
+			t.Errorf("context.features.%s = %v; want \"false\" for a caller that may enable no feature", name, features[name])
+		}
+	}
+}
+
 func TestPolicyDefaultTTLIsShortened(t *testing.T) {
 	a := newTestAPI(t, true, false)
 	rec := a.do(request{body: `{"room":"chat-1","user":{"name":"Ann"}}`, headers: authJSON(chatKey)})
