@@ -123,7 +123,10 @@ func load() (*service, error) {
 		svc.callers = s
 	}
 	if cfg.KeysDir != "" && jitsi.IsRSAAlgorithm(cfg.SigningAlg) {
-		ks, err := keys.Load(keys.Options{Dir: cfg.KeysDir, Algorithm: cfg.SigningAlg, KIDPrefix: cfg.KIDPrefix(), MaxTTL: cfg.TokenMaxTTL})
+		ks, err := keys.Load(keys.Options{Dir: cfg.KeysDir, Algorithm: cfg.SigningAlg, KIDPrefix: cfg.KIDPrefix(),
+			// A Jitsi server whose clock is behind accepts a token for up
+			// to the clock skew past its exp: keep the key published as long.
+			MaxTTL: cfg.TokenMaxTTL + cfg.ClockSkew})
 		if err != nil {
 			errs = append(errs, prefixLines("JITSI_KEYS_DIR ", err))
 		}
@@ -258,14 +261,7 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 		}
 	}
 	if s.keys != nil {
-		// Register for SIGHUP before announcing the listeners, so that a
-		// SIGHUP sent once the service is up never takes the default action.
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-		watchCtx, stopWatch := context.WithCancel(ctx)
-		defer stopWatch()
-		go s.watchKeys(watchCtx, hup, log, metrics)
+		go s.watchKeys(bg, reloads.subscribe(), log, metrics)
 	}
 
 	if !issuer.Signed() {
@@ -291,6 +287,10 @@ func (s *service) serve(ctx context.Context, logOut io.Writer) error {
 
 	apiSrv := newHTTPServer(apiHandler, log)
 	adminSrv := newHTTPServer(adminHandler, log)
+	if cfg.Pprof {
+		// CPU profiles and traces stream for as long as they are asked to.
+		adminSrv.WriteTimeout = 0
+	}
 	serveErr := make(chan error, 3)
 	go func() { serveErr <- apiSrv.Serve(apiLn) }()
 	go func() { serveErr <- adminSrv.Serve(adminLn) }()
@@ -391,23 +391,8 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 // watchKeys reloads the key folder when it changes on disk and on SIGHUP.
 // A failed reload is logged and counted; the keys in use stay, and so does
 // readiness.
-func (s *service) watchKeys(ctx context.Context, hup <-chan os.Signal, log *slog.Logger, metrics *server.Metrics) {
-	force := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				select {
-				case force <- struct{}{}:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	s.keys.Watch(ctx, s.cfg.KeysPollInterval, force, func(err error) {
+func (s *service) watchKeys(ctx context.Context, hup <-chan struct{}, log *slog.Logger, metrics *server.Metrics) {
+	s.keys.Watch(ctx, s.cfg.KeysPollInterval, hup, func(err error) {
 		metrics.KeyReloaded(err)
 		if err != nil {
 			log.Error("signing keys not reloaded; the keys in use stay", "keys_dir", s.cfg.KeysDir, "error", err.Error())

@@ -46,13 +46,8 @@ The secret and the token's signature are never printed.
 var errTokenInvalid = errors.New("verify: the token is not valid")
 
 // knownFeatures are the context.features keys the Jitsi web client, JaaS and
-// Prosody know.
-var knownFeatures = []string{
-	"branding", "calendar", "create-polls", "file-upload", "flip", "inbound-call", "list-visitors",
-	"live-translation", "livestreaming", "lobby", "moderation", "name-readonly", "outbound-call",
-	"recording", "room", "screen-sharing", "send-groupchat", "sip-inbound-call", "sip-outbound-call",
-	"transcription",
-}
+// Prosody know: those the service issues, and two that only Prosody reads.
+var knownFeatures = append(jitsi.FeatureNames(), "live-translation", "name-readonly")
 
 // verifyOptions is what a token is checked against.
 type verifyOptions struct {

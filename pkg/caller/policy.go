@@ -148,7 +148,7 @@ func parsePolicy(where string, spec *policySpec, d Defaults) (Policy, []error) {
 	}
 	for _, tn := range spec.Tenants {
 		lower := strings.ToLower(tn)
-		if tn == "" || strings.Trim(lower, "abcdefghijklmnopqrstuvwxyz0123456789-*") != "" {
+		if tn == "" || strings.Trim(tn, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-*") != "" {
 			bad("policy.tenants holds %q; a tenant pattern is letters, digits, '-' and '*'", tn)
 			continue
 		}

@@ -18,7 +18,8 @@ const (
 // Reloader keeps a Store in step with a callers file: on SIGHUP, and when
 // the file's content changes (Kubernetes replaces mounted files by swapping
 // a symlink, so the content is compared, not the modification time). A file
-// that does not parse is logged and counted once, and the callers in force
+// that does not parse is logged and counted once (a file that cannot be read
+// at all, at every check until it can), and the callers in force
 // keep serving.
 type Reloader struct {
 	path     string

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kelseyhightower/envconfig"
 
@@ -278,15 +279,36 @@ func Load() (*Config, error) {
 	if e.CallersFile == "" && !c.AllowAnonymous && c.Addr != "" && !IsLoopback(c.Addr) {
 		p.add("SIGNER_CALLERS_FILE", "is not set and SIGNER_ADDR %s is not a loopback address: anonymous callers are allowed on loopback only; set SIGNER_CALLERS_FILE, or SIGNER_INSECURE_ALLOW_ANONYMOUS=true to accept the risk", c.Addr)
 	}
+	if e.KeyID != "" && !printableKeyID(e.KeyID) {
+		p.add("JITSI_KEY_ID", "must be 1 to 128 printable ASCII characters without spaces, quotes or backslashes")
+	}
 	return c, p.err()
+}
+
+// printableKeyID reports whether a kid is safe in a header, a log line and
+// a metric label.
+func printableKeyID(kid string) bool {
+	if len(kid) > 128 {
+		return false
+	}
+	for i := 0; i < len(kid); i++ {
+		if c := kid[i]; c <= ' ' || c >= 0x7f || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // truncate shortens a value quoted in a message.
 func truncate(s string) string {
-	if len(s) > 64 {
-		return s[:64] + "…"
+	if len(s) <= 64 {
+		return s
 	}
-	return s
+	cut := 64
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 // IsLoopback reports whether a host:port address listens on loopback only.

@@ -259,6 +259,11 @@ func TestLoadErrors(t *testing.T) {
 			},
 		},
 		{
+			name: "key id with a space",
+			env:  map[string]string{"JITSI_APP_ID": "app", "JITSI_API_KEY": goodSecret, "JITSI_KEY_ID": "key one"},
+			want: []string{"JITSI_KEY_ID must be 1 to 128 printable ASCII characters without spaces, quotes or backslashes"},
+		},
+		{
 			name: "ttl above max",
 			env:  map[string]string{"JITSI_TOKEN_TTL": "48h", "JITSI_TOKEN_MAX_TTL": "24h"},
 			want: []string{"JITSI_TOKEN_TTL 48h0m0s is longer than JITSI_TOKEN_MAX_TTL 24h0m0s"},

@@ -120,6 +120,14 @@ func Tenant(name string) (string, error) {
 	if name == "" {
 		return "", nil
 	}
+	for i := 0; i < len(name); i++ {
+		// Refuse non-ASCII before lowering: strings.ToLower turns some
+		// (the Kelvin sign) into ASCII letters.
+		if name[i] >= utf8.RuneSelf {
+			return "", inputErr("tenant", CodeInvalidTenant,
+				"tenant %q must be a DNS label: letters, digits and inner hyphens", truncate(name))
+		}
+	}
 	if len(name) > MaxTenantBytes {
 		return "", inputErr("tenant", CodeTooLong, "tenant is %d bytes; at most %d", len(name), MaxTenantBytes)
 	}

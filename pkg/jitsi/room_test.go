@@ -280,3 +280,11 @@ func TestMatchPattern(t *testing.T) {
 		}
 	}
 }
+
+func TestTenantRefusesNonASCIIThatLowersToASCII(t *testing.T) {
+	// strings.ToLower("\u212a") is "k": the Kelvin sign must not pass as
+	// an ASCII DNS label.
+	if got, err := Tenant("\u212aacme"); err == nil {
+		t.Errorf("Tenant(Kelvin sign + acme) = %q; want an error", got)
+	}
+}

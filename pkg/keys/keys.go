@@ -166,8 +166,9 @@ func (ks *KeySet) Reload() error {
 }
 
 // ReloadIfChanged reloads when the folder's content differs from the last
-// content tried, and reports whether it tried. A folder that stays broken
-// is reported once, not at every call.
+// content tried, and reports whether it tried. A folder whose files stay
+// broken is reported once, not at every call; one that cannot be read is
+// reported at every call until it can.
 func (ks *KeySet) ReloadIfChanged() (bool, error) { return ks.reload(false) }
 
 // Expire stops publishing removed keys whose tokens have all expired, and

@@ -72,7 +72,8 @@ func NewAPI(o Options) http.Handler {
 		a.signed = "true"
 	}
 	r := chi.NewRouter()
-	r.Use(a.recoverer, a.instrument)
+	// instrument wraps recoverer, so that a panic's 500 is counted too.
+	r.Use(a.instrument, a.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, &apiError{status: http.StatusNotFound, code: CodeNotFound, detail: "no such endpoint; links are made by POST /v1/links"})
 	})
@@ -92,7 +93,8 @@ func NewAPI(o Options) http.Handler {
 func NewKeys(ks PublicKeys, m *Metrics, log *slog.Logger) http.Handler {
 	a := &api{metrics: m, log: log}
 	r := chi.NewRouter()
-	r.Use(a.recoverer, a.instrument)
+	// instrument wraps recoverer, so that a panic's 500 is counted too.
+	r.Use(a.instrument, a.recoverer)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, &apiError{status: http.StatusNotFound, code: CodeNotFound, detail: "no such endpoint; keys are served under /keys/ and at " + JWKSPath})
 	})
