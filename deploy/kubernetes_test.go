@@ -1,12 +1,14 @@
 package deploy
 
 import (
+	"fmt"
 	"net"
 	"os"
 	"path"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -144,6 +146,33 @@ func exampleCallersFile() (string, error) {
 	return o.StringData["callers.yaml"], nil
 }
 
+// callersPlaceholder stands for a digest in the example callers file, so
+// that the file as shipped names no working key.
+const callersPlaceholder = "REPLACE_ME_with_the_sha256_of_the_booking_api_key"
+
+// exampleCallersFileWithKey is the example callers file with the digest of
+// exampleKey in place of the placeholder.
+func exampleCallersFileWithKey() (string, error) {
+	f, err := exampleCallersFile()
+	if err != nil {
+		return "", err
+	}
+	if !strings.Contains(f, callersPlaceholder) {
+		return "", fmt.Errorf("the example callers file has no %s placeholder", callersPlaceholder)
+	}
+	return strings.ReplaceAll(f, callersPlaceholder, caller.HashKey([]byte(exampleKey))), nil
+}
+
+func TestExampleCallersFileNeedsARealDigest(t *testing.T) {
+	f, err := exampleCallersFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := caller.Parse([]byte(f), caller.Defaults{MaxTTL: 24 * time.Hour}); err == nil {
+		t.Error("the example callers file is accepted as shipped; it must not name a usable key")
+	}
+}
+
 func baseDeployment(t *testing.T) (*deployment, *container) {
 	t.Helper()
 	var d deployment
@@ -206,7 +235,7 @@ func TestManifestsLoadAsAConfiguration(t *testing.T) {
 	_, cm := configMaps(t)
 	_, c := baseDeployment(t)
 	dir := t.TempDir()
-	callers, err := exampleCallersFile()
+	callers, err := exampleCallersFileWithKey()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -72,9 +72,9 @@ func defaultPort(t *testing.T, name string) string {
 // goRuntimeVariables are read by the Go runtime, not by the service.
 var goRuntimeVariables = map[string]bool{"GOMEMLIMIT": true, "GOMAXPROCS": true, "GOGC": true, "GODEBUG": true}
 
-// exampleKey is the API key whose digest the example overlay's callers
-// file holds.
-const exampleKey = "REPLACE_ME_booking_api_key"
+// exampleKey is the API key the tests put the digest of in the example
+// overlay's callers file.
+const exampleKey = "deploy-test-booking-api-key"
 
 // service is the real jitsi-signer binary, built and running on loopback
 // with the example overlay's callers file, after a few requests have made
@@ -141,7 +141,7 @@ func startService() (*service, error) {
 	if out, err := build.CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	callers, err := exampleCallersFile()
+	callers, err := exampleCallersFileWithKey()
 	if err != nil {
 		return nil, err
 	}
