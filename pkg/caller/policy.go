@@ -64,9 +64,8 @@ type Policy struct {
 	// defaults for those a request leaves unset.
 	mayEnable uint64
 	features  jitsi.Features
-	// off sets every feature the caller may not turn on to false: a
-	// self-hosted token without a features object would give moderators
-	// every feature.
+	// off sets every feature the caller may not turn on to false, for
+	// moderator tokens that would otherwise carry no features object.
 	off                 jitsi.Features
 	lobbyBypass, secure bool
 }
@@ -237,7 +236,13 @@ func (p *Policy) authorize(name string, g *jitsi.Grant) error {
 				Message: fmt.Sprintf("caller %s may not enable feature %s (policy.features)", name, ft)}
 		}
 	}
-	g.Features = g.Features.Over(p.features).Over(p.off)
+	g.Features = g.Features.Over(p.features)
+	if g.Features.IsZero() && g.Role == jitsi.RoleModerator {
+		// A self-hosted token without a features object gives moderators
+		// every feature: spell out that those the caller may not turn on
+		// are off. (With any features object, what it leaves out is off.)
+		g.Features = p.off
+	}
 	if g.TTL > p.maxTTL {
 		if g.TTLRequested {
 			return &Denial{Code: CodeForbiddenTTL, Field: "ttl_seconds", Rule: "policy.max_ttl",
