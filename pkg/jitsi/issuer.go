@@ -243,6 +243,8 @@ func ParseBaseURL(raw string) (*url.URL, error) {
 		return nil, fmt.Errorf("jitsi: base URL %q has no host", raw)
 	case u.User != nil:
 		return nil, fmt.Errorf("jitsi: base URL %q must not carry user information", raw)
+	case strings.ContainsFunc(raw, func(r rune) bool { return r <= ' ' || r >= 0x7f || r == '"' || r == '\\' }):
+		return nil, fmt.Errorf("jitsi: base URL %q must be printable ASCII without spaces, quotes or backslashes", raw)
 	case u.Path != "" && u.Path != "/", u.RawQuery != "", u.Fragment != "", u.ForceQuery:
 		return nil, fmt.Errorf("jitsi: base URL %q must be scheme://host[:port] only; send the tenant with each request", raw)
 	}

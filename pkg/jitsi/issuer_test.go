@@ -338,6 +338,8 @@ func TestNewIssuerRefusesBadConfig(t *testing.T) {
 		{"path in base URL", func(c *Config) { c.BaseURL = "https://meet.example.com/acme" }, "must be scheme://host[:port] only"},
 		{"ftp base URL", func(c *Config) { c.BaseURL = "ftp://meet.example.com" }, "must start with https:// or http://"},
 		{"no host", func(c *Config) { c.BaseURL = "https://" }, "has no host"},
+		{"quote in base URL", func(c *Config) { c.BaseURL = `https://meet".example.com` }, "printable ASCII"},
+		{"non-ASCII base URL", func(c *Config) { c.BaseURL = "https://méet.example.com" }, "printable ASCII"},
 		{"no app id", func(c *Config) { c.AppID = "" }, "AppID"},
 		{"default above max", func(c *Config) { c.DefaultTTL = 48 * time.Hour }, "DefaultTTL"},
 		{"negative skew", func(c *Config) { c.ClockSkew = -time.Second }, "ClockSkew"},

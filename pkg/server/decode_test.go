@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
@@ -158,4 +159,34 @@ func BenchmarkParseLinkRequest(b *testing.B) {
 			b.Fatal(aerr)
 		}
 	}
+}
+
+// FuzzLinkResponseIsJSON checks that every response the issuer can produce
+// encodes to JSON that decodes back to the same link, including the parts
+// written without escaping.
+func FuzzLinkResponseIsJSON(f *testing.F) {
+	f.Add("Booking 1", "acme", "Zoë \"Z\"", true)
+	f.Add("Café", "", "A\\B", false)
+	signed := mustIssuer(f)
+	unsigned, err := jitsi.NewIssuer(jitsi.Config{BaseURL: "https://meet.example.com", DefaultTTL: time.Hour, MaxTTL: time.Hour}, nil)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, room, tenant, name string, sign bool) {
+		is := unsigned
+		if sign {
+			is = signed
+		}
+		link, err := is.Issue(jitsi.LinkRequest{Room: room, Tenant: tenant, User: jitsi.User{Name: name}})
+		if err != nil {
+			return
+		}
+		var got linkResponse
+		if err := json.Unmarshal(appendLinkResponse(nil, &link), &got); err != nil {
+			t.Fatalf("response for %+v is not JSON: %v", link, err)
+		}
+		if got.URL != link.URL || got.Token != link.Token || got.Room != link.Room || got.TokenID != link.TokenID {
+			t.Fatalf("response decodes to %+v; want %+v", got, link)
+		}
+	})
 }

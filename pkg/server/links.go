@@ -80,6 +80,13 @@ func (a *api) createLink(w http.ResponseWriter, r *http.Request) {
 	responsePool.Put(buf)
 }
 
+// appendRaw appends s, which holds nothing JSON escapes, as a JSON string.
+func appendRaw(dst []byte, s string) []byte {
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
+}
+
 // responsePool recycles response buffers.
 var responsePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
@@ -87,10 +94,15 @@ var responsePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); retur
 // linkResponse, without reflection.
 func appendLinkResponse(dst []byte, l *jitsi.Link) []byte {
 	dst = append(dst, `{"url":`...)
-	dst = jitsi.AppendJSONString(dst, l.URL)
-	if l.Token != "" {
+	if l.Signed {
+		// A signed link is the base URL (printable ASCII, no quotes or
+		// backslashes), the tenant and room claim (URL-safe ASCII) and the
+		// token (base64url and dots): nothing in it needs escaping.
+		dst = appendRaw(dst, l.URL)
 		dst = append(dst, `,"token":`...)
-		dst = jitsi.AppendJSONString(dst, l.Token)
+		dst = appendRaw(dst, l.Token)
+	} else {
+		dst = jitsi.AppendJSONString(dst, l.URL)
 	}
 	dst = append(dst, `,"room":`...)
 	dst = jitsi.AppendJSONString(dst, l.Room)
@@ -102,7 +114,7 @@ func appendLinkResponse(dst []byte, l *jitsi.Link) []byte {
 	dst = strconv.AppendBool(dst, l.Signed)
 	if l.TokenID != "" {
 		dst = append(dst, `,"token_id":`...)
-		dst = jitsi.AppendJSONString(dst, l.TokenID)
+		dst = appendRaw(dst, l.TokenID)
 	}
 	if l.Signed {
 		dst = append(dst, `,"expires_at":"`...)
