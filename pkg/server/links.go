@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -131,7 +132,7 @@ func (a *api) deny(w http.ResponseWriter, r *http.Request, c *caller.Caller, req
 		slog.String("caller", c.Name),
 		slog.String("code", d.Code),
 		slog.String("rule", d.Rule),
-		slog.String("role", string(req.Role)),
+		slog.String("role", string(cmp.Or(req.Role, jitsi.RoleParticipant))),
 		slog.String("user_id", req.User.ID))
 	a.reject(w, r, c.Name, &apiError{status: http.StatusForbidden, code: d.Code, field: d.Field, rule: d.Rule, detail: d.Message})
 }
