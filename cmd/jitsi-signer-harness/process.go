@@ -99,25 +99,27 @@ func startProcess(bin string, env []string, cpu string, args ...string) (*proces
 	}
 	listening := make(chan [2]string, 1)
 	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Bytes()
+		br := bufio.NewReaderSize(stderr, 64<<10)
+		for {
+			line, err := br.ReadBytes('\n')
 			p.log.Write(line)
-			p.log.Write([]byte{'\n'})
 			var l struct {
 				Msg       string `json:"msg"`
 				APIAddr   string `json:"api_addr"`
 				AdminAddr string `json:"admin_addr"`
 			}
 			if json.Unmarshal(line, &l) == nil && l.Msg == "listening" {
-				select {
-				case listening <- [2]string{l.APIAddr, l.AdminAddr}:
-				default:
-				}
+				listening <- [2]string{l.APIAddr, l.AdminAddr}
+				break
+			}
+			if err != nil {
+				break
 			}
 		}
-		_, _ = io.Copy(io.Discard, stderr)
+		// From here on the log is only kept, in large reads: a reader that
+		// parsed every audit line could fall behind, fill the pipe and stall
+		// the server's writes, which would show in its latency.
+		_, _ = io.Copy(p.log, br)
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
