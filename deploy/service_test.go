@@ -4,11 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
@@ -22,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jitsi-signer/jitsi-signer/pkg/config"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/keys/keystest"
 )
 
 // setting is one environment variable the service reads.
@@ -152,7 +150,7 @@ func startService() (*service, error) {
 	// RS256 with a key folder: the mode that has every metric, the key
 	// metrics included.
 	keysDir := filepath.Join(dir, "keys")
-	if err := writeRSAKey(keysDir, "k1"); err != nil {
+	if err := keystest.WriteFolder(keysDir, "k1"); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin)
@@ -282,20 +280,4 @@ func TestServiceExposesItsMetrics(t *testing.T) {
 	if got["jitsi_signer_http_request_duration_seconds"] {
 		t.Errorf("/metrics lists the bare histogram name as a sample; the parser is wrong")
 	}
-}
-
-// writeRSAKey writes a new 2048-bit RSA key as dir/<name>.pem.
-func writeRSAKey(dir, name string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }

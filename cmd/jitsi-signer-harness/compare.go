@@ -2,15 +2,12 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/keys/keystest"
 )
 
 // contender is one server in a comparison.
@@ -44,7 +41,7 @@ func (h *harness) scenarioCompare(alg string) result {
 		}
 	case "RS256":
 		keyDir := filepath.Join(h.dir, "keys")
-		if err := writeRSAKey(keyDir, "k1"); err != nil {
+		if err := keystest.WriteFolder(keyDir, "k1"); err != nil {
 			r.failf("RSA key: %v", err)
 			return r
 		}
@@ -133,20 +130,4 @@ func slicesDelete(env []string, prefix string) []string {
 		}
 	}
 	return out
-}
-
-// writeRSAKey writes a new 2048-bit RSA key as dir/<name>.pem (PKCS#8).
-func writeRSAKey(dir, name string) error {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		return err
-	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(dir, name+".pem"), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600)
 }

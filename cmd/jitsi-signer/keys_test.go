@@ -17,26 +17,16 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/keys/keystest"
 )
 
-// rsaKeys are generated once: 2048-bit generation is slow under -race.
-var rsaKeys = sync.OnceValue(func() []*rsa.PrivateKey {
-	out := make([]*rsa.PrivateKey, 2)
-	for i := range out {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		out[i] = k
-	}
-	return out
-})
+var rsaKeys = keystest.Keys
 
 func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()

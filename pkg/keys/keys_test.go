@@ -20,24 +20,13 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/jitsi-signer/jitsi-signer/pkg/keys/keystest"
 )
 
-// testKeys are generated once: 2048-bit generation is slow under -race.
-var testKeys = sync.OnceValue(func() []*rsa.PrivateKey {
-	keys := make([]*rsa.PrivateKey, 3)
-	for i := range keys {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		keys[i] = k
-	}
-	return keys
-})
+var testKeys = keystest.Keys
 
-func pkcs1(k *rsa.PrivateKey) []byte {
-	return pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-}
+var pkcs1 = keystest.PKCS1
 
 func pkcs8(t testing.TB, k any) []byte {
 	der, err := x509.MarshalPKCS8PrivateKey(k)

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,25 +24,14 @@ import (
 
 	"github.com/jitsi-signer/jitsi-signer/pkg/jitsi"
 	"github.com/jitsi-signer/jitsi-signer/pkg/keys"
+	"github.com/jitsi-signer/jitsi-signer/pkg/keys/keystest"
 )
 
-// testRSAKeys are generated once: 2048-bit generation is slow under -race.
-var testRSAKeys = sync.OnceValue(func() []*rsa.PrivateKey {
-	out := make([]*rsa.PrivateKey, 2)
-	for i := range out {
-		k, err := rsa.GenerateKey(rand.Reader, 2048)
-		if err != nil {
-			panic(err)
-		}
-		out[i] = k
-	}
-	return out
-})
+var testRSAKeys = keystest.Keys
 
 func writeKey(t *testing.T, dir, name string, k *rsa.PrivateKey) {
 	t.Helper()
-	data := pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(k)})
-	if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), keystest.PKCS1(k), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
