@@ -189,15 +189,9 @@ var requestFields = map[string]uint32{
 var userFields = map[string]uint32{"id": fUserID, "name": fUserName, "email": fUserEmail, "avatar": fUserAvatar}
 
 func (d *decoder) user(u *jitsi.User, seen *uint32) error {
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == 'n' {
-		return d.literal("null")
+	if open, err := d.openObject("user"); !open {
+		return err
 	}
-	if d.i >= len(d.b) || d.b[d.i] != '{' {
-		d.noteType("user", "an object")
-		return d.skip(2)
-	}
-	d.i++
 	for first := true; ; first = false {
 		key, more, err := d.key(first)
 		if err != nil || !more {
@@ -228,15 +222,9 @@ func (d *decoder) user(u *jitsi.User, seen *uint32) error {
 }
 
 func (d *decoder) features(f *jitsi.Features) error {
-	d.ws()
-	if d.i < len(d.b) && d.b[d.i] == 'n' {
-		return d.literal("null")
+	if open, err := d.openObject("features"); !open {
+		return err
 	}
-	if d.i >= len(d.b) || d.b[d.i] != '{' {
-		d.noteType("features", "an object")
-		return d.skip(2)
-	}
-	d.i++
 	var seen uint64
 	for first := true; ; first = false {
 		key, more, err := d.key(first)
@@ -263,6 +251,22 @@ func (d *decoder) features(f *jitsi.Features) error {
 		}
 		*f = f.With(ft, on)
 	}
+}
+
+// openObject reads the start of an object field's value. It reports false
+// for null (the field is absent) and for a value of another type, which it
+// notes and skips.
+func (d *decoder) openObject(field string) (bool, error) {
+	d.ws()
+	if d.i < len(d.b) && d.b[d.i] == 'n' {
+		return false, d.literal("null")
+	}
+	if d.i >= len(d.b) || d.b[d.i] != '{' {
+		d.noteType(field, "an object")
+		return false, d.skip(2)
+	}
+	d.i++
+	return true, nil
 }
 
 // key reads the next key of an object and its colon; more is false at the

@@ -190,3 +190,15 @@ func FuzzLinkResponseIsJSON(f *testing.F) {
 		}
 	})
 }
+
+// linkResponse is the answer to POST /v1/links, as the tests read it.
+type linkResponse struct {
+	URL       string     `json:"url"`
+	Token     string     `json:"token,omitempty"`
+	Room      string     `json:"room"`
+	Tenant    string     `json:"tenant"`
+	Moderator bool       `json:"moderator"`
+	Signed    bool       `json:"signed"`
+	TokenID   string     `json:"token_id,omitempty"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}

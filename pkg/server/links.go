@@ -22,18 +22,6 @@ import (
 // field at its limit, is well under it.
 const MaxBodyBytes = 16 << 10
 
-// linkResponse is the answer to POST /v1/links.
-type linkResponse struct {
-	URL       string     `json:"url"`
-	Token     string     `json:"token,omitempty"`
-	Room      string     `json:"room"`
-	Tenant    string     `json:"tenant"`
-	Moderator bool       `json:"moderator"`
-	Signed    bool       `json:"signed"`
-	TokenID   string     `json:"token_id,omitempty"`
-	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-}
-
 func (a *api) createLink(w http.ResponseWriter, r *http.Request) {
 	c, aerr := a.authenticate(r)
 	if aerr != nil {
@@ -91,8 +79,9 @@ func appendRaw(dst []byte, s string) []byte {
 // responsePool recycles response buffers.
 var responsePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
 
-// appendLinkResponse encodes the answer to POST /v1/links, the JSON form of
-// linkResponse, without reflection.
+// appendLinkResponse encodes the answer to POST /v1/links without
+// reflection: url, token, room, tenant, moderator, signed, token_id and
+// expires_at, the unsigned link leaving out token, token_id and expires_at.
 func appendLinkResponse(dst []byte, l *jitsi.Link) []byte {
 	dst = append(dst, `{"url":`...)
 	if l.Signed {
